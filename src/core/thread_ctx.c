@@ -1,0 +1,440 @@
+/* Per-thread publication: OTEP 4947 `otel_thread_ctx_v1` and custom-labels v1.
+ *
+ * Write protocol (OTEP 4947 option (b), and the same for custom labels): every attach
+ * builds a complete new record in a per-thread arena that no reader can see yet, then
+ * swaps the TLS pointer to it with one volatile store. Detach stores the previous
+ * frame's pointer (or NULL). Readers only read while this thread is stopped (perf event,
+ * ptrace stop), so compiler ordering (atomic_signal_fence) is all that is needed.
+ *
+ * The arena is a stack: frame i's bytes sit above frame i-1's, so restoring the previous
+ * context never rewrites memory a reader might be looking at. Frames are reserved before
+ * they are built, and each reserved frame first points at the previous frame's data, so
+ * a signal handler that attaches and detaches in the middle of an attach or detach on the
+ * same thread leaves a consistent state (see docs/threads.md).
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#endif
+#ifndef PR_SET_VMA_ANON_NAME
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+/* OTEP 4947: the one symbol readers find in .dynsym (STT_TLS, 8 bytes, global, default
+ * visibility). Built with -mtls-dialect=gnu2, so a shared libotelprof accesses it through
+ * TLSDESC; an executable's link relaxes that to local-exec. */
+__attribute__((visibility("default"))) __thread void *otel_thread_ctx_v1;
+
+/* The record layout readers copy: 28-byte header, then [key][len][value] entries. */
+struct tc_record {
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    uint8_t valid;
+    uint8_t trace_flags;
+    uint16_t attrs_size;
+    uint8_t attrs[];
+};
+_Static_assert(offsetof(struct tc_record, valid) == 24, "OTEP 4947 layout");
+_Static_assert(offsetof(struct tc_record, trace_flags) == 25, "OTEP 4947 layout");
+_Static_assert(offsetof(struct tc_record, attrs_size) == 26, "OTEP 4947 layout");
+_Static_assert(offsetof(struct tc_record, attrs) == OTELPROF_RECORD_HEADER, "OTEP 4947 layout");
+
+/* custom-labels v1 (LP64): string 16 bytes, label 32, labelset 24. */
+struct cl_string {
+    size_t len;
+    const unsigned char *buf;
+};
+struct cl_label {
+    struct cl_string key;
+    struct cl_string value;
+};
+struct cl_labelset {
+    struct cl_label *storage;
+    size_t count;
+    size_t capacity;
+};
+_Static_assert(sizeof(struct cl_label) == 32, "custom-labels v1 layout");
+_Static_assert(sizeof(struct cl_labelset) == 24, "custom-labels v1 layout");
+
+/* Parca reader limits. */
+#define CL_MAX_LABELS 10
+#define CL_KEY_MAX    25
+#define CL_VALUE_MAX  53
+
+#define ARENA_BYTES (32u * 1024u)
+#define SEQ_MASK    ((UINT64_C(1) << 48) - 1)
+
+struct frame {
+    void *rec; /* struct tc_record *, NULL for a cleared frame */
+    void *cl;  /* struct cl_labelset *, NULL when none */
+    uint32_t top_before;
+    uint32_t pad;
+    uint64_t seq;
+};
+
+struct tstate {
+    uint64_t id; /* unique per thread state: tokens carry it */
+    uint32_t depth;
+    uint32_t top;
+    uint64_t seq;
+    void **tc_slot; /* &otel_thread_ctx_v1 of this thread */
+    void **cl_slot; /* &custom_labels_current_set of this thread */
+    struct frame frames[OTELPROF_MAX_DEPTH];
+    _Alignas(16) unsigned char arena[ARENA_BYTES];
+};
+
+static __thread struct tstate *tls_state;
+static pthread_key_t state_key;
+static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
+static bool state_key_ok;
+static atomic_uint_fast64_t state_ids = 1;
+
+static inline void barrier(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void publish(struct tstate *st, const struct frame *f)
+{
+    unsigned fm = atomic_load_explicit(&op_g_formats, memory_order_relaxed);
+    void *rec = (f && (fm & OTELPROF_FORMAT_THREAD_CTX)) ? f->rec : NULL;
+    void *cl = (f && (fm & OTELPROF_FORMAT_CUSTOM_LABELS)) ? f->cl : NULL;
+    barrier();
+    *(void *volatile *)st->tc_slot = rec;
+    *(void *volatile *)st->cl_slot = cl;
+    barrier();
+}
+
+static void state_destroy(void *p)
+{
+    struct tstate *st = p;
+    if (!st)
+        return;
+    /* The thread is exiting: make sure no reader follows a pointer into the unmapped arena
+     * while the rest of the thread's teardown runs. */
+    publish(st, NULL);
+    if (tls_state == st)
+        tls_state = NULL;
+    munmap(st, sizeof *st);
+}
+
+static void state_key_init(void)
+{
+    state_key_ok = pthread_key_create(&state_key, state_destroy) == 0;
+}
+
+static struct tstate *state_get(otelprof_status *err)
+{
+    struct tstate *st = tls_state;
+    if (st)
+        return st;
+    pthread_once(&state_key_once, state_key_init);
+    if (!state_key_ok) {
+        *err = OTELPROF_E_SYSTEM;
+        return NULL;
+    }
+    /* mmap rather than malloc: async-signal-safe in practice, and pages of the arena that
+     * are never used are never touched. */
+    void *p = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        *err = OTELPROF_E_NOMEM;
+        return NULL;
+    }
+    (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, sizeof *st,
+                (unsigned long)"otelprof-thread");
+    st = p;
+    st->id = atomic_fetch_add(&state_ids, 1);
+    st->tc_slot = &otel_thread_ctx_v1;
+    st->cl_slot = otelprof_cl_slot();
+    if (pthread_setspecific(state_key, st) != 0) {
+        munmap(p, sizeof *st);
+        *err = OTELPROF_E_SYSTEM;
+        return NULL;
+    }
+    tls_state = st;
+    return st;
+}
+
+otelprof_status otelprof_thread_init(void)
+{
+    otelprof_status err = OTELPROF_OK;
+    return state_get(&err) ? OTELPROF_OK : err;
+}
+
+static inline bool all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+static inline size_t attr_len(const otelprof_attr *a)
+{
+    return a->value_len == OTELPROF_NUL_TERMINATED ? strlen(a->value) : a->value_len;
+}
+
+static otelprof_status validate(const otelprof_attr *attrs, size_t n, size_t *total_out)
+{
+    uint64_t seen[OTELPROF_MAX_KEYS / 64] = {0};
+    unsigned nkeys = atomic_load_explicit(&op_g_key_count, memory_order_acquire);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const otelprof_attr *a = &attrs[i];
+        if (!a->value)
+            return OTELPROF_E_INVAL;
+        if (a->key >= nkeys)
+            return OTELPROF_E_UNKNOWN_KEY;
+        if (seen[a->key / 64] & (UINT64_C(1) << (a->key % 64)))
+            return OTELPROF_E_DUP_KEY;
+        seen[a->key / 64] |= UINT64_C(1) << (a->key % 64);
+        size_t len = attr_len(a);
+        if (len > OTELPROF_VALUE_MAX)
+            return OTELPROF_E_TOO_LARGE;
+        total += 2 + len;
+        if (total > OTELPROF_ATTRS_MAX)
+            return OTELPROF_E_TOO_LARGE;
+        if (!op_utf8_valid((const unsigned char *)a->value, len))
+            return OTELPROF_E_UTF8;
+    }
+    *total_out = total;
+    return OTELPROF_OK;
+}
+
+static inline size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static void hex(char *out, const uint8_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexdigits[in[i] >> 4];
+        out[2 * i + 1] = hexdigits[in[i] & 15];
+    }
+}
+
+/* Custom-labels set for a record: the two id labels, then attributes that fit Parca's
+ * reader (10 labels, keys <= 25 bytes: longer keys are left out rather than cut into
+ * colliding names; values cut to 53 bytes at a character boundary). Returns bytes used. */
+static size_t cl_build(unsigned char *p, const struct tc_record *rec, size_t n_attrs)
+{
+    struct cl_labelset *ls = (struct cl_labelset *)p;
+    struct cl_label *lab = (struct cl_label *)(p + sizeof *ls);
+    size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
+    char *hx = (char *)(lab + nlab_max);
+    hex(hx, rec->trace_id, 16);
+    hex(hx + 32, rec->span_id, 8);
+    const char *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
+    const char *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
+    size_t n = 0;
+    lab[n++] = (struct cl_label){{strlen(tl), (const unsigned char *)tl},
+                                 {32, (const unsigned char *)hx}};
+    lab[n++] = (struct cl_label){{strlen(sl), (const unsigned char *)sl},
+                                 {16, (const unsigned char *)hx + 32}};
+    const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
+    while (a < end && n < nlab_max) {
+        uint8_t key = a[0], len = a[1];
+        const char *name = atomic_load_explicit(&op_g_key_names[key], memory_order_acquire);
+        size_t klen = op_g_key_name_len[key];
+        if (name && klen <= CL_KEY_MAX) {
+            lab[n++] = (struct cl_label){{klen, (const unsigned char *)name},
+                                         {op_utf8_cut(a + 2, len, CL_VALUE_MAX), a + 2}};
+        }
+        a += 2 + len;
+    }
+    ls->storage = lab;
+    ls->count = n;
+    ls->capacity = n;
+    return sizeof *ls + nlab_max * sizeof *lab + 48;
+}
+
+static size_t cl_size(size_t n_attrs)
+{
+    size_t nlab = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
+    return align8(sizeof(struct cl_labelset) + nlab * sizeof(struct cl_label) + 48);
+}
+
+static inline otelprof_token make_token(const struct tstate *st, uint32_t depth, uint64_t seq)
+{
+    otelprof_token t = {{st->id, ((uint64_t)depth << 48) | (seq & SEQ_MASK)}};
+    return t;
+}
+
+/* Reserve frame `depth` and `need` arena bytes; the frame initially republishes what the
+ * previous frame holds, so an interrupting handler's detach never exposes a half-built
+ * record. */
+static struct frame *reserve(struct tstate *st, size_t need, unsigned char **mem)
+{
+    uint32_t d = st->depth;
+    if (d >= OTELPROF_MAX_DEPTH || need > ARENA_BYTES - st->top)
+        return NULL;
+    struct frame *f = &st->frames[d];
+    f->rec = d ? st->frames[d - 1].rec : NULL;
+    f->cl = d ? st->frames[d - 1].cl : NULL;
+    f->top_before = st->top;
+    f->seq = ++st->seq;
+    *mem = st->arena + st->top;
+    barrier();
+    st->top += (uint32_t)need;
+    st->depth = d + 1;
+    barrier();
+    return f;
+}
+
+static otelprof_status ensure_ready(struct tstate **st)
+{
+    if (!atomic_load_explicit(&op_g_inited, memory_order_acquire)) {
+        otelprof_status rc = otelprof_init(NULL);
+        if (rc != OTELPROF_OK)
+            return rc;
+    }
+    otelprof_status err = OTELPROF_OK;
+    *st = state_get(&err);
+    return *st ? OTELPROF_OK : err;
+}
+
+otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
+                                size_t n_attrs, otelprof_token *token)
+{
+    if (!token)
+        return OTELPROF_E_INVAL;
+    *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+    if (!ctx || (n_attrs && !attrs))
+        return OTELPROF_E_INVAL;
+    if (all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8))
+        return OTELPROF_E_INVALID_ID;
+    size_t attrs_size = 0;
+    otelprof_status rc = validate(attrs, n_attrs, &attrs_size);
+    if (rc != OTELPROF_OK)
+        return rc;
+    struct tstate *st;
+    if ((rc = ensure_ready(&st)) != OTELPROF_OK)
+        return rc;
+
+    bool want_cl = atomic_load_explicit(&op_g_formats, memory_order_relaxed) &
+                   OTELPROF_FORMAT_CUSTOM_LABELS;
+    size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
+    size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
+    unsigned char *mem;
+    struct frame *f = reserve(st, need, &mem);
+    if (!f)
+        return OTELPROF_E_DEPTH;
+
+    struct tc_record *rec = (struct tc_record *)mem;
+    memcpy(rec->trace_id, ctx->trace_id, 16);
+    memcpy(rec->span_id, ctx->span_id, 8);
+    rec->valid = 1;
+    rec->trace_flags = ctx->trace_flags;
+    rec->attrs_size = (uint16_t)attrs_size;
+    uint8_t *out = rec->attrs;
+    for (size_t i = 0; i < n_attrs; i++) {
+        size_t len = attr_len(&attrs[i]);
+        *out++ = (uint8_t)attrs[i].key;
+        *out++ = (uint8_t)len;
+        memcpy(out, attrs[i].value, len);
+        out += len;
+    }
+    void *cl = want_cl ? (void *)(mem + rec_bytes) : NULL;
+    if (cl)
+        cl_build(mem + rec_bytes, rec, n_attrs);
+
+    barrier();
+    f->rec = rec;
+    f->cl = cl;
+    publish(st, f);
+    *token = make_token(st, st->depth, f->seq);
+    return OTELPROF_OK;
+}
+
+otelprof_status otelprof_clear(otelprof_token *token)
+{
+    if (!token)
+        return OTELPROF_E_INVAL;
+    *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+    struct tstate *st;
+    otelprof_status rc = ensure_ready(&st);
+    if (rc != OTELPROF_OK)
+        return rc;
+    unsigned char *mem;
+    struct frame *f = reserve(st, 0, &mem);
+    if (!f)
+        return OTELPROF_E_DEPTH;
+    f->rec = NULL;
+    f->cl = NULL;
+    publish(st, f);
+    *token = make_token(st, st->depth, f->seq);
+    return OTELPROF_OK;
+}
+
+otelprof_status otelprof_detach(otelprof_token *token)
+{
+    if (!token)
+        return OTELPROF_E_INVAL;
+    if (token->priv[0] == 0 && token->priv[1] == 0)
+        return OTELPROF_OK;
+    struct tstate *st = tls_state;
+    if (!st || st->id != token->priv[0])
+        return OTELPROF_E_WRONG_THREAD;
+    uint32_t d = (uint32_t)(token->priv[1] >> 48);
+    uint64_t seq = token->priv[1] & SEQ_MASK;
+    if (d == 0 || d > st->depth || (st->frames[d - 1].seq & SEQ_MASK) != seq) {
+        *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+        return OTELPROF_E_STALE_TOKEN;
+    }
+    const struct frame *prev = d >= 2 ? &st->frames[d - 2] : NULL;
+    /* Publish first, pop second, publish again: a handler that runs between the steps
+     * either sees the popped frame still reserved or restores `prev` itself. */
+    publish(st, prev);
+    st->depth = d - 1;
+    st->top = st->frames[d - 1].top_before;
+    barrier();
+    publish(st, prev);
+    *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+    return OTELPROF_OK;
+}
+
+otelprof_status otelprof_current(otelprof_context *ctx, otelprof_attr *attrs, size_t cap,
+                                 size_t *n_attrs)
+{
+    if (n_attrs)
+        *n_attrs = 0;
+    struct tstate *st = tls_state;
+    if (!st || st->depth == 0 || !st->frames[st->depth - 1].rec)
+        return OTELPROF_E_NO_CONTEXT;
+    const struct tc_record *rec = st->frames[st->depth - 1].rec;
+    if (ctx) {
+        memcpy(ctx->trace_id, rec->trace_id, 16);
+        memcpy(ctx->span_id, rec->span_id, 8);
+        ctx->trace_flags = rec->trace_flags;
+    }
+    size_t n = 0;
+    const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
+    while (a < end) {
+        if (attrs && n < cap)
+            attrs[n] = (otelprof_attr){a[0], (const char *)a + 2, a[1]};
+        n++;
+        a += 2 + a[1];
+    }
+    if (n_attrs)
+        *n_attrs = n;
+    return OTELPROF_OK;
+}
+
+void op_thread_reset_publication(void)
+{
+    struct tstate *st = tls_state;
+    if (st)
+        publish(st, st->depth ? &st->frames[st->depth - 1] : NULL);
+}
