@@ -92,7 +92,7 @@ struct pb {
 
 static void pb_put(struct pb *b, const void *data, size_t n)
 {
-    if (b->oom)
+    if (b->oom || n == 0)
         return;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
