@@ -11,7 +11,7 @@
  *   TRUTH_NONE     nothing is attached: set after the outermost detach returned;
  *   0              in transition, no claim.
  *
- * Usage: churn THREADS MAX_SECONDS [torn|early]
+ * Usage: churn THREADS MAX_SECONDS [ok|torn|early|torn,early]
  * Prints its pid, the attribute key index and the TLS offsets it sees, then churns until
  * stdin reaches EOF (or MAX_SECONDS pass) and prints per-thread iteration counts.
  * "torn" and "early" break the protocol on purpose so the checker's self-test can prove
@@ -42,12 +42,12 @@ __attribute__((visibility("default"))) __thread volatile uint64_t ebpf_truth;
 /* The OTEP 4947 slot, defined by libotelprof.a; used only by the corrupting modes. */
 extern __thread void *otel_thread_ctx_v1;
 
-enum mode { MODE_OK, MODE_TORN, MODE_EARLY };
+enum { MODE_TORN = 1, MODE_EARLY = 2 };
 
 static atomic_uint_fast64_t counter = 2;
 static atomic_bool stop;
 static uint32_t key_index;
-static enum mode mode = MODE_OK;
+static unsigned mode; /* MODE_* bits, 0: follow the protocol */
 static uint64_t iterations[MAX_THREADS];
 
 static inline void compiler_barrier(void)
@@ -111,11 +111,13 @@ static void *worker(void *arg)
         otelprof_token outer, inner;
 
         set_truth(0);
-        if (mode == MODE_EARLY && n % 16 == 8)
+        if ((mode & MODE_EARLY) && n % 16 == 8) {
             set_truth(n); /* wrong on purpose: claims n before it is attached */
+            burn(n);
+        }
         attach_m(n, &outer);
         set_truth(n);
-        if (mode == MODE_TORN && n % 16 == 0) {
+        if ((mode & MODE_TORN) && n % 16 == 0) {
             uint8_t *rec = otel_thread_ctx_v1;
             rec[23] ^= 0x40; /* wrong on purpose: span id no longer matches */
             burn(n);
@@ -159,7 +161,7 @@ static uintptr_t thread_pointer(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: churn THREADS MAX_SECONDS [torn|early]\n");
+        fprintf(stderr, "usage: churn THREADS MAX_SECONDS [ok|torn|early|torn,early]\n");
         return 2;
     }
     int nthreads = atoi(argv[1]);
@@ -167,11 +169,11 @@ int main(int argc, char **argv)
     if (nthreads < 1 || nthreads > MAX_THREADS || max_seconds < 1)
         return 2;
     if (argc > 3) {
-        if (strcmp(argv[3], "torn") == 0)
-            mode = MODE_TORN;
-        else if (strcmp(argv[3], "early") == 0)
-            mode = MODE_EARLY;
-        else
+        if (strstr(argv[3], "torn"))
+            mode |= MODE_TORN;
+        if (strstr(argv[3], "early"))
+            mode |= MODE_EARLY;
+        if (!mode && strcmp(argv[3], "ok") != 0)
             return 2;
     }
 

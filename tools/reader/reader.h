@@ -93,7 +93,8 @@ struct rd_elf {
     uint64_t rela_off, rela_size, jmprel_off, jmprel_size;
     bool has_tls;
     uint64_t tls_memsz, tls_align;
-    uint64_t first_load_vaddr; /* p_vaddr of the PT_LOAD at file offset 0, page-truncated */
+    uint64_t phoff;
+    uint16_t phnum;
 };
 
 struct rd_sym {
@@ -109,6 +110,7 @@ struct rd_tls_reloc {
     uint64_t offset;  /* r_offset: the GOT slot's link-time address */
     int64_t addend;
     bool by_symbol;   /* false: a symbol-less relocation matched by its addend */
+    int64_t dtpoff_addend; /* DTPMOD64: addend of the DTPOFF64 in the next GOT word */
 };
 
 /* Map and check an ELF64 little-endian x86-64 file. 0 or -errno (-ENOEXEC: not an ELF
