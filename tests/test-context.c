@@ -37,7 +37,7 @@ static otelprof_context mkctx(uint64_t n, uint8_t flags)
     otelprof_context c;
     for (int i = 0; i < 8; i++) {
         c.trace_id[i] = (uint8_t)(n >> (8 * i));
-        c.trace_id[8 + i] = (uint8_t)~(n >> (8 * i));
+        c.trace_id[8 + i] = (uint8_t) ~(n >> (8 * i));
         c.span_id[i] = (uint8_t)((n + 1) >> (8 * i)) ^ 0x5a;
     }
     c.trace_flags = flags;
@@ -228,8 +228,9 @@ static void test_attributes(void)
     otelprof_context a = mkctx(9, 3);
     otelprof_token t;
     ASSERT_OK(otelprof_attach(&a, at, 2, &t));
-    static const uint8_t want[] = {0, 11, '/', 'u', 's', 'e', 'r', 's', '/', '{', 'i', 'd', '}',
-                                   1, 10, 'c', 'a', 'f', 0xc3, 0xa9, '-', 0xf0, 0x9f, 0x9a, 0x80};
+    static const uint8_t want[] = {0,    11,   '/', 'u',  's',  'e',  'r', 's', '/',
+                                   '{',  'i',  'd', '}',  1,    10,   'c', 'a', 'f',
+                                   0xc3, 0xa9, '-', 0xf0, 0x9f, 0x9a, 0x80};
     expect_record(&a, want, sizeof want);
     otelprof_attr back[4];
     size_t n = 0;
@@ -809,7 +810,7 @@ static void test_resource_env_malformed(void)
     unsetenv("OTEL_SERVICE_NAME");
     ASSERT_OK(otelprof_init(NULL));
     ASSERT_TRUE(strstr(logged, "OTEL_RESOURCE_ATTRIBUTES") != NULL);
-    ASSERT_TRUE(!payload_contains("good"));               /* all of it discarded */
+    ASSERT_TRUE(!payload_contains("good"));                 /* all of it discarded */
     ASSERT_TRUE(payload_contains("unknown_service:test-")); /* program name default */
 }
 

@@ -10,27 +10,27 @@
 /* Exit code ctest maps to SKIPPED (SKIP_RETURN_CODE). */
 #define TEST_SKIP_CODE 77
 
-#define TEST_FAIL(...)                                                                            \
-    do {                                                                                          \
-        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                           \
-        fprintf(stderr, __VA_ARGS__);                                                             \
-        fprintf(stderr, "\n");                                                                    \
-        abort();                                                                                  \
+#define TEST_FAIL(...)                                                                             \
+    do {                                                                                           \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                            \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fprintf(stderr, "\n");                                                                     \
+        abort();                                                                                   \
     } while (0)
 
-#define TEST_SKIP(...)                                                                            \
-    do {                                                                                          \
-        printf("SKIPPED: ");                                                                      \
-        printf(__VA_ARGS__);                                                                      \
-        printf("\n");                                                                             \
-        exit(TEST_SKIP_CODE);                                                                     \
+#define TEST_SKIP(...)                                                                             \
+    do {                                                                                           \
+        printf("SKIPPED: ");                                                                       \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+        exit(TEST_SKIP_CODE);                                                                      \
     } while (0)
 
-#define ASSERT_INT_(a, op, b)                                                                     \
-    do {                                                                                          \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                       \
-        if (!(a_ op b_))                                                                          \
-            TEST_FAIL("ASSERT(%s %s %s) failed: %lld vs %lld", #a, #op, #b, a_, b_);             \
+#define ASSERT_INT_(a, op, b)                                                                      \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (!(a_ op b_))                                                                           \
+            TEST_FAIL("ASSERT(%s %s %s) failed: %lld vs %lld", #a, #op, #b, a_, b_);               \
     } while (0)
 #define ASSERT_EQ(a, b) ASSERT_INT_(a, ==, b)
 #define ASSERT_NE(a, b) ASSERT_INT_(a, !=, b)
@@ -42,27 +42,27 @@
 #define ASSERT_NULL(a)  ASSERT_TRUE((a) == NULL)
 
 /* otelprof_status comparisons that print the status names. */
-#define ASSERT_STATUS(a, b)                                                                       \
-    do {                                                                                          \
-        int a_ = (int)(a), b_ = (int)(b);                                                         \
-        if (a_ != b_)                                                                             \
-            TEST_FAIL("ASSERT_STATUS(%s, %s) failed: %s (%d) vs %s (%d)", #a, #b,                 \
-                      otelprof_status_name((otelprof_status)a_), a_,                              \
-                      otelprof_status_name((otelprof_status)b_), b_);                             \
+#define ASSERT_STATUS(a, b)                                                                        \
+    do {                                                                                           \
+        int a_ = (int)(a), b_ = (int)(b);                                                          \
+        if (a_ != b_)                                                                              \
+            TEST_FAIL("ASSERT_STATUS(%s, %s) failed: %s (%d) vs %s (%d)", #a, #b,                  \
+                      otelprof_status_name((otelprof_status)a_), a_,                               \
+                      otelprof_status_name((otelprof_status)b_), b_);                              \
     } while (0)
 #define ASSERT_OK(a) ASSERT_STATUS(a, OTELPROF_OK)
 
-#define ASSERT_STR_EQ(a, b)                                                                       \
-    do {                                                                                          \
-        const char *a_ = (a), *b_ = (b);                                                          \
-        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                    \
-            TEST_FAIL("ASSERT_STR_EQ(%s, %s) failed: \"%s\" vs \"%s\"", #a, #b,                   \
-                      a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                    \
+#define ASSERT_STR_EQ(a, b)                                                                        \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                                                     \
+            TEST_FAIL("ASSERT_STR_EQ(%s, %s) failed: \"%s\" vs \"%s\"", #a, #b,                    \
+                      a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                     \
     } while (0)
 
-#define ASSERT_MEM_EQ(a, b, n)                                                                    \
-    do {                                                                                          \
-        if (memcmp((a), (b), (n)) != 0)                                                           \
+#define ASSERT_MEM_EQ(a, b, n)                                                                     \
+    do {                                                                                           \
+        if (memcmp((a), (b), (n)) != 0)                                                            \
             TEST_FAIL("ASSERT_MEM_EQ(%s, %s, %s) failed", #a, #b, #n);                             \
     } while (0)
 

@@ -54,7 +54,7 @@ static void *worker(void *arg)
         otelprof_token t_req, t_child;
         if (otelprof_attach(&req, attrs, 2, &t_req) != OTELPROF_OK)
             abort();
-        fib(30); /* the request's own work */
+        fib(30);                      /* the request's own work */
         otelprof_context child = req; /* same trace, a child span for the "database call" */
         uint64_t s = splitmix(&seed) | 1;
         memcpy(child.span_id, &s, 8);

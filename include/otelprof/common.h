@@ -21,24 +21,24 @@ extern "C" {
 #endif
 
 /* X(name, value, message). Append only. */
-#define OTELPROF_STATUS_MAP(X)                                                                    \
-    X(OK, 0, "success")                                                                           \
-    X(E_INVAL, -1, "invalid argument")                                                            \
-    X(E_NOMEM, -2, "out of memory")                                                               \
-    X(E_INVALID_ID, -3, "trace id or span id is all zero")                                        \
-    X(E_TOO_LARGE, -4, "attributes do not fit in the 640-byte thread record")                     \
-    X(E_UTF8, -5, "value is not valid UTF-8")                                                     \
-    X(E_UNKNOWN_KEY, -6, "attribute key index is not registered")                                 \
-    X(E_KEY_LIMIT, -7, "the attribute key map is full (256 keys)")                                \
-    X(E_DEPTH, -8, "too many nested contexts on this thread")                                     \
-    X(E_STALE_TOKEN, -9, "token was already detached or unwound by an outer detach")              \
-    X(E_WRONG_THREAD, -10, "token belongs to another thread")                                     \
-    X(E_NO_CONTEXT, -11, "no context is attached to this thread")                                 \
-    X(E_SYSTEM, -12, "a system call failed (see the log callback for errno)")                     \
-    X(E_DUP_KEY, -13, "the same attribute key appears twice in one context")                      \
-    X(E_OPTS, -14, "options struct has unknown non-zero fields (built against a newer otelprof)") \
-    X(E_BUF_TOO_SMALL, -15, "output buffer too small")                                            \
-    X(E_NOT_SUPPORTED, -16, "not supported on this platform or build")                            \
+#define OTELPROF_STATUS_MAP(X)                                                                     \
+    X(OK, 0, "success")                                                                            \
+    X(E_INVAL, -1, "invalid argument")                                                             \
+    X(E_NOMEM, -2, "out of memory")                                                                \
+    X(E_INVALID_ID, -3, "trace id or span id is all zero")                                         \
+    X(E_TOO_LARGE, -4, "attributes do not fit in the 640-byte thread record")                      \
+    X(E_UTF8, -5, "value is not valid UTF-8")                                                      \
+    X(E_UNKNOWN_KEY, -6, "attribute key index is not registered")                                  \
+    X(E_KEY_LIMIT, -7, "the attribute key map is full (256 keys)")                                 \
+    X(E_DEPTH, -8, "too many nested contexts on this thread")                                      \
+    X(E_STALE_TOKEN, -9, "token was already detached or unwound by an outer detach")               \
+    X(E_WRONG_THREAD, -10, "token belongs to another thread")                                      \
+    X(E_NO_CONTEXT, -11, "no context is attached to this thread")                                  \
+    X(E_SYSTEM, -12, "a system call failed (see the log callback for errno)")                      \
+    X(E_DUP_KEY, -13, "the same attribute key appears twice in one context")                       \
+    X(E_OPTS, -14, "options struct has unknown non-zero fields (built against a newer otelprof)")  \
+    X(E_BUF_TOO_SMALL, -15, "output buffer too small")                                             \
+    X(E_NOT_SUPPORTED, -16, "not supported on this platform or build")                             \
     X(E_PARSE, -17, "malformed input")
 
 typedef enum otelprof_status {

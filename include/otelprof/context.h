@@ -68,7 +68,12 @@ typedef struct otelprof_attr {
 typedef struct otelprof_token {
     uint64_t priv[2];
 } otelprof_token;
-#define OTELPROF_TOKEN_INIT {{0, 0}}
+#define OTELPROF_TOKEN_INIT                                                                        \
+    {                                                                                              \
+        {                                                                                          \
+            0, 0                                                                                   \
+        }                                                                                          \
+    }
 
 /* Options for otelprof_init. Fill with OTELPROF_INIT_OPTS(...) so that `sz` is set; fields
  * the caller's struct does not cover take their defaults (libbpf OPTS convention). */
@@ -85,7 +90,8 @@ typedef struct otelprof_init_opts {
      * OTEL_RESOURCE_ATTRIBUTES, then "unknown_service:<program name>". */
     const char *service_name;
 } otelprof_init_opts;
-#define OTELPROF_INIT_OPTS(...) ((otelprof_init_opts){.sz = sizeof(otelprof_init_opts), __VA_ARGS__})
+#define OTELPROF_INIT_OPTS(...)                                                                    \
+    ((otelprof_init_opts){.sz = sizeof(otelprof_init_opts), __VA_ARGS__})
 
 /* Initialise the process-wide state: reads the environment (OTELPROF_FORMATS,
  * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTELPROF_CUSTOM_LABELS_*_KEY, OTELPROF_LOG),
@@ -138,8 +144,9 @@ OTELPROF_API otelprof_status otelprof_thread_init(void);
  * Thread-safe (per thread). After the thread's first use: no allocation, no lock, no
  * syscall, async-signal-safe (a handler that attaches must detach before it returns).
  * Fork: the child's copy of this thread keeps its context. Since 0.1. */
-OTELPROF_API otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
-                                             size_t n_attrs, otelprof_token *token);
+OTELPROF_API otelprof_status otelprof_attach(const otelprof_context *ctx,
+                                             const otelprof_attr *attrs, size_t n_attrs,
+                                             otelprof_token *token);
 
 /* Publish "no context" for the calling thread, restorable like an attach.
  * Same guarantees as otelprof_attach. Since 0.1. */
@@ -157,8 +164,8 @@ OTELPROF_API otelprof_status otelprof_detach(otelprof_token *token);
  * attach/detach; *n_attrs (may be NULL) the number the context holds. Returns
  * OTELPROF_E_NO_CONTEXT when nothing is attached (or after otelprof_clear).
  * Async-signal-safe. Since 0.1. */
-OTELPROF_API otelprof_status otelprof_current(otelprof_context *ctx, otelprof_attr *attrs, size_t cap,
-                                              size_t *n_attrs);
+OTELPROF_API otelprof_status otelprof_current(otelprof_context *ctx, otelprof_attr *attrs,
+                                              size_t cap, size_t *n_attrs);
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,12 @@
 
 #include <otelprof/common.h>
 
-#define OTELPROF_VERSION_MAJOR 0
-#define OTELPROF_VERSION_MINOR 1
-#define OTELPROF_VERSION_PATCH 0
+#define OTELPROF_VERSION_MAJOR  0
+#define OTELPROF_VERSION_MINOR  1
+#define OTELPROF_VERSION_PATCH  0
 #define OTELPROF_VERSION_STRING "0.1.0"
 /* 0xMMmmpp, comparable with < and >. */
-#define OTELPROF_VERSION_NUM                                                                      \
+#define OTELPROF_VERSION_NUM                                                                       \
     ((OTELPROF_VERSION_MAJOR << 16) | (OTELPROF_VERSION_MINOR << 8) | OTELPROF_VERSION_PATCH)
 
 #ifdef __cplusplus

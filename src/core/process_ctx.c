@@ -42,12 +42,12 @@
 #endif
 
 /* The only schema today's OTel eBPF profiler accepts; the OTEP renames it tls_v1 later. */
-#define SCHEMA_VERSION     "tlsdesc_v1_dev"
-#define PAYLOAD_MAX        65536 /* the eBPF profiler rejects larger payloads */
-#define HEADER_VERSION     2
-#define DEFAULT_TRACE_LBL  "otel_traceid"
-#define DEFAULT_SPAN_LBL   "otel_spanid"
-#define CL_KEY_MAX         25
+#define SCHEMA_VERSION    "tlsdesc_v1_dev"
+#define PAYLOAD_MAX       65536 /* the eBPF profiler rejects larger payloads */
+#define HEADER_VERSION    2
+#define DEFAULT_TRACE_LBL "otel_traceid"
+#define DEFAULT_SPAN_LBL  "otel_spanid"
+#define CL_KEY_MAX        25
 
 atomic_uint op_g_formats;
 atomic_bool op_g_inited;
@@ -473,8 +473,8 @@ static unsigned env_formats(void)
                     break;
             if (i == sizeof names / sizeof names[0]) {
                 op_log(OTELPROF_LOG_WARN,
-                       "OTELPROF_FORMATS=%s: unknown format '%.*s'; using all formats", v,
-                       (int)n, p);
+                       "OTELPROF_FORMATS=%s: unknown format '%.*s'; using all formats", v, (int)n,
+                       p);
                 return OTELPROF_FORMAT_ALL;
             }
             fm |= names[i].bits;
@@ -497,7 +497,9 @@ static const char *label_name(const char *api, const char *env, const char *def)
                v, def);
         return def;
     }
-    char *copy = strdup(v); /* immortal: thread records may point at it forever */
+    /* Immortal: label sets of live threads may point at it forever. */
+    char *copy = strdup(v);
+    // cppcheck-suppress memleak
     return copy ? copy : def;
 }
 
@@ -523,11 +525,11 @@ otelprof_status otelprof_init(const otelprof_init_opts *opts)
         pthread_mutex_unlock(&lock);
         return OTELPROF_OK;
     }
-    unsigned fm = o.formats == 0 ? env_formats()
+    unsigned fm = o.formats == 0                       ? env_formats()
                   : (o.formats & OTELPROF_FORMAT_NONE) ? 0
-                                                        : (o.formats & OTELPROF_FORMAT_ALL);
-    atomic_store(&op_g_trace_label,
-                 label_name(o.trace_id_label, "OTELPROF_CUSTOM_LABELS_TRACE_KEY", DEFAULT_TRACE_LBL));
+                                                       : (o.formats & OTELPROF_FORMAT_ALL);
+    atomic_store(&op_g_trace_label, label_name(o.trace_id_label, "OTELPROF_CUSTOM_LABELS_TRACE_KEY",
+                                               DEFAULT_TRACE_LBL));
     atomic_store(&op_g_span_label,
                  label_name(o.span_id_label, "OTELPROF_CUSTOM_LABELS_SPAN_KEY", DEFAULT_SPAN_LBL));
 

@@ -7,8 +7,8 @@ const char *otelprof_strerror(otelprof_status status)
     /* A switch without default: -Wswitch flags a code added to the map but not here,
      * which cannot happen since both come from the same list. */
     switch (status) {
-#define OTELPROF_STATUS_MSG_(name, value, msg)                                                    \
-    case OTELPROF_##name:                                                                         \
+#define OTELPROF_STATUS_MSG_(name, value, msg)                                                     \
+    case OTELPROF_##name:                                                                          \
         return msg;
         OTELPROF_STATUS_MAP(OTELPROF_STATUS_MSG_)
 #undef OTELPROF_STATUS_MSG_
@@ -19,8 +19,8 @@ const char *otelprof_strerror(otelprof_status status)
 const char *otelprof_status_name(otelprof_status status)
 {
     switch (status) {
-#define OTELPROF_STATUS_NAME_(name, value, msg)                                                   \
-    case OTELPROF_##name:                                                                         \
+#define OTELPROF_STATUS_NAME_(name, value, msg)                                                    \
+    case OTELPROF_##name:                                                                          \
         return "OTELPROF_" #name;
         OTELPROF_STATUS_MAP(OTELPROF_STATUS_NAME_)
 #undef OTELPROF_STATUS_NAME_

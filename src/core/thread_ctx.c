@@ -239,8 +239,8 @@ static size_t cl_build(unsigned char *p, const struct tc_record *rec, size_t n_a
     const char *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
     const char *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
     size_t n = 0;
-    lab[n++] = (struct cl_label){{strlen(tl), (const unsigned char *)tl},
-                                 {32, (const unsigned char *)hx}};
+    lab[n++] =
+        (struct cl_label){{strlen(tl), (const unsigned char *)tl}, {32, (const unsigned char *)hx}};
     lab[n++] = (struct cl_label){{strlen(sl), (const unsigned char *)sl},
                                  {16, (const unsigned char *)hx + 32}};
     const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
@@ -323,8 +323,8 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
     if ((rc = ensure_ready(&st)) != OTELPROF_OK)
         return rc;
 
-    bool want_cl = atomic_load_explicit(&op_g_formats, memory_order_relaxed) &
-                   OTELPROF_FORMAT_CUSTOM_LABELS;
+    bool want_cl =
+        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
     size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
     size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
     unsigned char *mem;
