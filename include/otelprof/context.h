@@ -139,11 +139,13 @@ OTELPROF_API otelprof_status otelprof_thread_init(void);
  * context on detach. Both ids must be non-zero (OTELPROF_E_INVALID_ID); each attribute key
  * registered (OTELPROF_E_UNKNOWN_KEY) and at most once (OTELPROF_E_DUP_KEY); values valid
  * UTF-8 (OTELPROF_E_UTF8) of at most 255 bytes, and all entries together at most 612 bytes
- * (OTELPROF_E_TOO_LARGE): nothing is truncated. On any error nothing is published, the
- * thread keeps its current context and *token is the null token.
- * Thread-safe (per thread). After the thread's first use: no allocation, no lock, no
- * syscall, async-signal-safe (a handler that attaches must detach before it returns).
- * Fork: the child's copy of this thread keeps its context. Since 0.1. */
+ * (OTELPROF_E_TOO_LARGE): nothing is truncated. OTELPROF_E_DEPTH when the thread already
+ * holds OTELPROF_MAX_DEPTH nested contexts or their 64 KiB arena is full (63 frames of the
+ * largest size always fit). On any error nothing is
+ * published, the thread keeps its current context and *token is the null token. Thread-safe (per
+ * thread). After the thread's first use: no allocation, no lock, no syscall, async-signal-safe (a
+ * handler that attaches must detach before it returns). Fork: the child's copy of this thread keeps
+ * its context. Since 0.1. */
 OTELPROF_API otelprof_status otelprof_attach(const otelprof_context *ctx,
                                              const otelprof_attr *attrs, size_t n_attrs,
                                              otelprof_token *token);

@@ -70,7 +70,8 @@ _Static_assert(sizeof(struct cl_labelset) == 24, "custom-labels v1 layout");
 #define CL_KEY_MAX    25
 #define CL_VALUE_MAX  53
 
-#define ARENA_BYTES (32u * 1024u)
+/* Only touched pages cost memory; 63 frames of the largest size (640 + 392 bytes) fit. */
+#define ARENA_BYTES (64u * 1024u)
 #define SEQ_MASK    ((UINT64_C(1) << 48) - 1)
 
 struct frame {
