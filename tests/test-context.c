@@ -367,6 +367,32 @@ static void test_depth(void)
     ASSERT_STATUS(otelprof_detach(&t[OTELPROF_MAX_DEPTH - 1]), OTELPROF_E_STALE_TOKEN);
 }
 
+static void test_arena_full(void)
+{
+    uint32_t k[3] = {reg("a"), reg("b"), reg("c")};
+    char big[255];
+    memset(big, 'q', sizeof big);
+    otelprof_attr at[3] = {{k[0], big, 255}, {k[1], big, 255}, {k[2], big, 96}};
+    static otelprof_token t[OTELPROF_MAX_DEPTH];
+    otelprof_context c = mkctx(1, 1);
+    int n = 0;
+    otelprof_status rc;
+    while ((rc = otelprof_attach(&c, at, 3, &t[n])) == OTELPROF_OK)
+        n++;
+    ASSERT_STATUS(rc, OTELPROF_E_DEPTH);
+    ASSERT_GE(n, 63); /* the documented guarantee for records of the largest size */
+    ASSERT_LT(n, OTELPROF_MAX_DEPTH);
+    /* a failed attach left the innermost context published and intact */
+    expect_current(&c);
+    uint16_t sz;
+    memcpy(&sz, (const uint8_t *)otel_thread_ctx_v1 + 26, 2);
+    ASSERT_EQ(sz, OTELPROF_ATTRS_MAX);
+    ASSERT_OK(otelprof_detach(&t[n - 1]));
+    ASSERT_OK(otelprof_attach(&c, at, 3, &t[n - 1])); /* the freed space is reusable */
+    ASSERT_OK(otelprof_detach(&t[0]));
+    expect_current(NULL);
+}
+
 static otelprof_token shared_token;
 
 static void *detach_elsewhere(void *arg)
@@ -869,6 +895,7 @@ int main(int argc, char **argv)
         {"bad_keys", test_bad_keys},
         {"key_limit", test_key_limit},
         {"depth", test_depth},
+        {"arena_full", test_arena_full},
         {"wrong_thread", test_wrong_thread},
         {"thread_exit", test_thread_exit},
         {"fork", test_fork},
