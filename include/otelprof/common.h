@@ -74,6 +74,15 @@ typedef void (*otelprof_log_fn)(otelprof_log_level level, const char *msg, void 
 OTELPROF_API void otelprof_set_log(otelprof_log_fn fn, void *arg, otelprof_log_fn *prev_fn,
                                    void **prev_arg);
 
+/* Send a message to the installed log callback (printf format; nothing happens without
+ * one). For otelprof's own layers (tracing SDK, middleware) and for users who want their
+ * messages in the same place. Thread-safe; not async-signal-safe. Since 0.1. */
+OTELPROF_API void otelprof_log(otelprof_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,7 +43,7 @@ void otelprof_set_log(otelprof_log_fn fn, void *arg, otelprof_log_fn *prev_fn, v
     pthread_mutex_unlock(&log_lock);
 }
 
-void op_log(otelprof_log_level level, const char *fmt, ...)
+static void log_v(otelprof_log_level level, const char *fmt, va_list ap)
 {
     pthread_once(&log_env_once, log_env_init);
     pthread_mutex_lock(&log_lock);
@@ -53,9 +53,22 @@ void op_log(otelprof_log_level level, const char *fmt, ...)
     if (!fn)
         return;
     char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    fn(level, buf, arg);
+}
+
+void op_log(otelprof_log_level level, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    log_v(level, fmt, ap);
     va_end(ap);
-    fn(level, buf, arg);
+}
+
+void otelprof_log(otelprof_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(level, fmt, ap);
+    va_end(ap);
 }
