@@ -7,12 +7,17 @@ packages=(
   build-essential cmake ninja-build pkg-config binutils python3 util-linux
   clang libclang-rt-14-dev clang-format cppcheck valgrind
   bpftrace protobuf-compiler libbpf-dev bpftool
+  libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev curl
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the test clients; a machine may already have them from elsewhere
+# (then Debian's npm package would conflict), so only ask apt when the commands are absent.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
