@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,8 @@ static void *worker(void *arg)
         attach_m(n, &outer);
         set_truth(n);
         if ((mode & MODE_TORN) && n % 16 == 0) {
-            uint8_t *rec = otel_thread_ctx_v1;
+            /* volatile: otherwise the two flips cancel out at compile time. */
+            volatile uint8_t *rec = otel_thread_ctx_v1;
             rec[23] ^= 0x40; /* wrong on purpose: span id no longer matches */
             burn(n);
             rec[23] ^= 0x40;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Cost of otelprof_attach + otelprof_detach, static and shared library, per format:
+# ns per pair (best of REPS runs of ITERS pairs) against a baseline that only stores the
+# same bytes, and instructions per pair counted by callgrind (repeatable, unlike time).
+#
+#   bench/run.sh                 build into $BUILD_DIR (default build-bench) if needed, run
+#   ITERS=500000 REPS=3 bench/run.sh       quicker, noisier
+# Needs cmake and a C compiler; valgrind for the instruction columns (else "n/a").
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(dirname "$here")
+build=${BUILD_DIR:-$src/build-bench}
+iters=${ITERS:-2000000}
+reps=${REPS:-5}
+instr_iters=${INSTR_ITERS:-20000}
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    gen=()
+    command -v ninja >/dev/null && gen=(-G Ninja)
+    cmake -S "$src" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build" --target bench_attach-static bench_attach-shared >/dev/null
+if grep -Eq '^OTELPROF_SANITIZE:STRING=.+' "$build/CMakeCache.txt"; then
+    echo "warning: $build is a sanitizer build; these numbers say little" >&2
+fi
+bt=$(grep -E '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" | cut -d= -f2)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+have_vg=0
+command -v valgrind >/dev/null && have_vg=1
+
+for flavour in static shared; do
+    exe=$(find "$build" -type f -name "bench_attach-$flavour" -perm -u+x | head -n 1)
+    [ -n "$exe" ] || { echo "bench_attach-$flavour not built" >&2; exit 1; }
+    "$exe" time "$iters" "$reps" | grep -Ev '^(#|build )' >>"$tmp/time.txt"
+
+    if [ "$have_vg" = 1 ]; then
+        # One callgrind dump per measured loop; bench_attach prints which dump is which.
+        (cd "$tmp" && valgrind --tool=callgrind --collect-atstart=no \
+            --toggle-collect=bench_measured_loop --dump-after=bench_measured_loop \
+            --callgrind-out-file="$tmp/cg-$flavour.out" "$exe" instr "$instr_iters" \
+            >"$tmp/instr-$flavour.txt" 2>"$tmp/vg-$flavour.log") ||
+            { cat "$tmp/vg-$flavour.log" >&2; exit 1; }
+        while read -r _ n kind fmt attrs n_iters; do
+            total=$(awk '/^totals:/ {print $2}' "$tmp/cg-$flavour.out.$n")
+            echo "$flavour $fmt $attrs $kind $(awk -v t="$total" -v n="$n_iters" 'BEGIN {printf "%.0f", t / n}')"
+        done <"$tmp/instr-$flavour.txt" >>"$tmp/instr.txt"
+    fi
+done
+[ -f "$tmp/instr.txt" ] || : >"$tmp/instr.txt"
+
+echo "otelprof attach+detach pair: best of $reps x $iters pairs (ns), CLOCK_MONOTONIC; build type $bt"
+echo "baseline = non-inlined volatile/escaping stores of the bytes each format publishes;"
+echo "instr = instructions per pair under callgrind ($instr_iters pairs, loop overhead included)"
+echo "process_ctx alone publishes nothing per attach: its baseline is an empty call pair (no ratio)"
+echo
+awk '
+    FILENAME == ARGV[1] { instr[$1 " " $2 " " $3 " " $4] = $5; next }
+    BEGIN {
+        printf "%-7s %-14s %5s %9s %9s %7s %9s %9s %7s\n", "build", "format", "attrs",
+               "pair_ns", "base_ns", "ratio", "instr", "base_ins", "i_ratio"
+    }
+    {
+        k = $1 " " $2 " " $3
+        li = (k " lib") in instr ? instr[k " lib"] : "n/a"
+        bi = (k " base") in instr ? instr[k " base"] : "n/a"
+        ir = (li != "n/a" && $6 != "-") ? sprintf("%.2f", li / bi) : "-"
+        flag = ($6 != "-" && $6 + 0 > 3) ? "  > 3x" : ""
+        printf "%-7s %-14s %5s %9s %9s %7s %9s %9s %7s%s\n", $1, $2, $3, $4, $5, $6, li, bi, ir, flag
+    }
+' "$tmp/instr.txt" "$tmp/time.txt"
+[ "$have_vg" = 1 ] || echo "(instruction counts need valgrind: apt-get install valgrind)"
