@@ -5,5 +5,6 @@
 #include <otelprof/version.h>
 #include <otelprof/common.h>
 #include <otelprof/context.h>
+#include <otelprof/propagation.h>
 
 #endif
