@@ -28,9 +28,13 @@ extern OTELPROF_HIDDEN atomic_bool op_g_inited;
 extern OTELPROF_HIDDEN atomic_uint op_g_key_count;
 extern OTELPROF_HIDDEN const char *_Atomic op_g_key_names[OTELPROF_MAX_KEYS];
 extern OTELPROF_HIDDEN uint8_t op_g_key_name_len[OTELPROF_MAX_KEYS];
-/* Custom-labels id label names (immortal strings) and their lengths. */
-extern OTELPROF_HIDDEN const char *_Atomic op_g_trace_label;
-extern OTELPROF_HIDDEN const char *_Atomic op_g_span_label;
+/* Custom-labels key names for the ids: immortal, name and length swapped together. */
+struct op_label {
+    size_t len;
+    const char *name;
+};
+extern OTELPROF_HIDDEN const struct op_label *_Atomic op_g_trace_label;
+extern OTELPROF_HIDDEN const struct op_label *_Atomic op_g_span_label;
 
 /* ---- customlabels (cl_tls.c, in libotelprof.a or libcustomlabels-otelprof.so) ---- */
 /* Address of the calling thread's custom_labels_current_set. */

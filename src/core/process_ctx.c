@@ -54,8 +54,11 @@ atomic_bool op_g_inited;
 atomic_uint op_g_key_count;
 const char *_Atomic op_g_key_names[OTELPROF_MAX_KEYS];
 uint8_t op_g_key_name_len[OTELPROF_MAX_KEYS];
-const char *_Atomic op_g_trace_label = DEFAULT_TRACE_LBL;
-const char *_Atomic op_g_span_label = DEFAULT_SPAN_LBL;
+static const struct op_label default_trace_label = {sizeof DEFAULT_TRACE_LBL - 1,
+                                                    DEFAULT_TRACE_LBL};
+static const struct op_label default_span_label = {sizeof DEFAULT_SPAN_LBL - 1, DEFAULT_SPAN_LBL};
+const struct op_label *_Atomic op_g_trace_label = &default_trace_label;
+const struct op_label *_Atomic op_g_span_label = &default_span_label;
 
 struct ctx_header {
     char signature[8];
@@ -486,7 +489,8 @@ static unsigned env_formats(void)
     return fm;
 }
 
-static const char *label_name(const char *api, const char *env, const char *def)
+static const struct op_label *label_name(const char *api, const char *env,
+                                         const struct op_label *def)
 {
     const char *v = api ? api : getenv(env);
     if (!v)
@@ -494,13 +498,19 @@ static const char *label_name(const char *api, const char *env, const char *def)
     size_t n = strlen(v);
     if (n == 0 || n > CL_KEY_MAX || !op_utf8_valid((const unsigned char *)v, n)) {
         op_log(OTELPROF_LOG_WARN, "custom-labels key '%s' must be 1..25 bytes of UTF-8; using %s",
-               v, def);
+               v, def->name);
         return def;
     }
     /* Immortal: label sets of live threads may point at it forever. */
-    char *copy = strdup(v);
+    struct op_label *l = malloc(sizeof *l + n + 1);
+    if (!l)
+        return def;
+    char *name = (char *)(l + 1);
+    memcpy(name, v, n + 1);
+    l->len = n;
+    l->name = name;
     // cppcheck-suppress memleak
-    return copy ? copy : def;
+    return l;
 }
 
 /* ---------- public API ---------- */
@@ -529,9 +539,9 @@ otelprof_status otelprof_init(const otelprof_init_opts *opts)
                   : (o.formats & OTELPROF_FORMAT_NONE) ? 0
                                                        : (o.formats & OTELPROF_FORMAT_ALL);
     atomic_store(&op_g_trace_label, label_name(o.trace_id_label, "OTELPROF_CUSTOM_LABELS_TRACE_KEY",
-                                               DEFAULT_TRACE_LBL));
-    atomic_store(&op_g_span_label,
-                 label_name(o.span_id_label, "OTELPROF_CUSTOM_LABELS_SPAN_KEY", DEFAULT_SPAN_LBL));
+                                               &default_trace_label));
+    atomic_store(&op_g_span_label, label_name(o.span_id_label, "OTELPROF_CUSTOM_LABELS_SPAN_KEY",
+                                              &default_span_label));
 
     env_resource_attributes();
     const char *svc = o.service_name ? o.service_name : getenv("OTEL_SERVICE_NAME");

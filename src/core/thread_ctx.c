@@ -171,12 +171,11 @@ otelprof_status otelprof_thread_init(void)
     return state_get(&err) ? OTELPROF_OK : err;
 }
 
-static inline bool all_zero(const uint8_t *p, size_t n)
+static inline uint64_t load64(const uint8_t *p)
 {
-    uint8_t acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc |= p[i];
-    return acc == 0;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
 static inline size_t attr_len(const otelprof_attr *a)
@@ -184,9 +183,35 @@ static inline size_t attr_len(const otelprof_attr *a)
     return a->value_len == OTELPROF_NUL_TERMINATED ? strlen(a->value) : a->value_len;
 }
 
-static otelprof_status validate(const otelprof_attr *attrs, size_t n, size_t *total_out)
+/* Copy a value and check it is UTF-8, in one pass for the usual ASCII case: 8-byte words
+ * (the last one overlapping) instead of a libc memcpy call plus a byte loop. */
+static inline bool copy_value(uint8_t *dst, const uint8_t *src, size_t len)
 {
-    uint64_t seen[OTELPROF_MAX_KEYS / 64] = {0};
+    uint64_t hi = 0;
+    if (len >= 8) {
+        uint64_t v;
+        for (size_t i = 0; i + 8 <= len; i += 8) {
+            memcpy(&v, src + i, 8);
+            memcpy(dst + i, &v, 8);
+            hi |= v;
+        }
+        memcpy(&v, src + len - 8, 8);
+        memcpy(dst + len - 8, &v, 8);
+        hi |= v;
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            dst[i] = src[i];
+            hi |= src[i];
+        }
+    }
+    return (hi & UINT64_C(0x8080808080808080)) == 0 || op_utf8_valid(dst, len);
+}
+
+/* First pass: keys, lengths and the total size, without touching value bytes (UTF-8 is
+ * checked while copying). lens[i] receives each value's length. */
+static inline otelprof_status size_attrs(const otelprof_attr *attrs, size_t n, uint8_t *lens,
+                                         size_t *total_out)
+{
     unsigned nkeys = atomic_load_explicit(&op_g_key_count, memory_order_acquire);
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -195,17 +220,30 @@ static otelprof_status validate(const otelprof_attr *attrs, size_t n, size_t *to
             return OTELPROF_E_INVAL;
         if (a->key >= nkeys)
             return OTELPROF_E_UNKNOWN_KEY;
-        if (seen[a->key / 64] & (UINT64_C(1) << (a->key % 64)))
-            return OTELPROF_E_DUP_KEY;
-        seen[a->key / 64] |= UINT64_C(1) << (a->key % 64);
         size_t len = attr_len(a);
         if (len > OTELPROF_VALUE_MAX)
             return OTELPROF_E_TOO_LARGE;
         total += 2 + len;
         if (total > OTELPROF_ATTRS_MAX)
             return OTELPROF_E_TOO_LARGE;
-        if (!op_utf8_valid((const unsigned char *)a->value, len))
-            return OTELPROF_E_UTF8;
+        lens[i] = (uint8_t)len;
+    }
+    if (n > 1) {
+        /* Duplicate keys: pairwise for the usual handful, a bitmap beyond. */
+        if (n <= 8) {
+            for (size_t i = 1; i < n; i++)
+                for (size_t j = 0; j < i; j++)
+                    if (attrs[i].key == attrs[j].key)
+                        return OTELPROF_E_DUP_KEY;
+        } else {
+            uint64_t seen[OTELPROF_MAX_KEYS / 64] = {0};
+            for (size_t i = 0; i < n; i++) {
+                uint32_t k = attrs[i].key;
+                if (seen[k / 64] & (UINT64_C(1) << (k % 64)))
+                    return OTELPROF_E_DUP_KEY;
+                seen[k / 64] |= UINT64_C(1) << (k % 64);
+            }
+        }
     }
     *total_out = total;
     return OTELPROF_OK;
@@ -237,12 +275,12 @@ static size_t cl_build(unsigned char *p, const struct tc_record *rec, size_t n_a
     char *hx = (char *)(lab + nlab_max);
     hex(hx, rec->trace_id, 16);
     hex(hx + 32, rec->span_id, 8);
-    const char *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
-    const char *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
+    const struct op_label *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
+    const struct op_label *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
     size_t n = 0;
-    lab[n++] =
-        (struct cl_label){{strlen(tl), (const unsigned char *)tl}, {32, (const unsigned char *)hx}};
-    lab[n++] = (struct cl_label){{strlen(sl), (const unsigned char *)sl},
+    lab[n++] = (struct cl_label){{tl->len, (const unsigned char *)tl->name},
+                                 {32, (const unsigned char *)hx}};
+    lab[n++] = (struct cl_label){{sl->len, (const unsigned char *)sl->name},
                                  {16, (const unsigned char *)hx + 32}};
     const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
     while (a < end && n < nlab_max) {
@@ -276,7 +314,8 @@ static inline otelprof_token make_token(const struct tstate *st, uint32_t depth,
 /* Reserve frame `depth` and `need` arena bytes; the frame initially republishes what the
  * previous frame holds, so an interrupting handler's detach never exposes a half-built
  * record. */
-static struct frame *reserve(struct tstate *st, size_t need, unsigned char **mem)
+static inline __attribute__((always_inline)) struct frame *reserve(struct tstate *st, size_t need,
+                                                                   unsigned char **mem)
 {
     uint32_t d = st->depth;
     if (d >= OTELPROF_MAX_DEPTH || need > ARENA_BYTES - st->top)
@@ -294,7 +333,8 @@ static struct frame *reserve(struct tstate *st, size_t need, unsigned char **mem
     return f;
 }
 
-static otelprof_status ensure_ready(struct tstate **st)
+/* The first attach in the process or on a thread: initialise. */
+static __attribute__((noinline)) otelprof_status ensure_ready_slow(struct tstate **st)
 {
     if (!atomic_load_explicit(&op_g_inited, memory_order_acquire)) {
         otelprof_status rc = otelprof_init(NULL);
@@ -306,6 +346,24 @@ static otelprof_status ensure_ready(struct tstate **st)
     return *st ? OTELPROF_OK : err;
 }
 
+static inline __attribute__((always_inline)) otelprof_status ensure_ready(struct tstate **st)
+{
+    *st = tls_state;
+    if (__builtin_expect(*st != NULL && atomic_load_explicit(&op_g_inited, memory_order_relaxed),
+                         1))
+        return OTELPROF_OK;
+    return ensure_ready_slow(st);
+}
+
+/* Undo a reservation whose record could not be built; nothing was published from it. */
+static inline void unreserve(struct tstate *st, struct frame *f)
+{
+    barrier();
+    st->depth--;
+    st->top = f->top_before;
+    barrier();
+}
+
 otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
                                 size_t n_attrs, otelprof_token *token)
 {
@@ -314,10 +372,13 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
     *token = (otelprof_token)OTELPROF_TOKEN_INIT;
     if (!ctx || (n_attrs && !attrs))
         return OTELPROF_E_INVAL;
-    if (all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8))
+    if (!(load64(ctx->trace_id) | load64(ctx->trace_id + 8)) || !load64(ctx->span_id))
         return OTELPROF_E_INVALID_ID;
+    if (n_attrs > OTELPROF_ATTRS_MAX / 2)
+        return OTELPROF_E_TOO_LARGE;
+    uint8_t lens[OTELPROF_ATTRS_MAX / 2];
     size_t attrs_size = 0;
-    otelprof_status rc = validate(attrs, n_attrs, &attrs_size);
+    otelprof_status rc = size_attrs(attrs, n_attrs, lens, &attrs_size);
     if (rc != OTELPROF_OK)
         return rc;
     struct tstate *st;
@@ -341,10 +402,14 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
     rec->attrs_size = (uint16_t)attrs_size;
     uint8_t *out = rec->attrs;
     for (size_t i = 0; i < n_attrs; i++) {
-        size_t len = attr_len(&attrs[i]);
+        size_t len = lens[i];
         *out++ = (uint8_t)attrs[i].key;
         *out++ = (uint8_t)len;
-        memcpy(out, attrs[i].value, len);
+        /* Validate the copy: the caller's buffer could change under us, ours cannot. */
+        if (!copy_value(out, (const uint8_t *)attrs[i].value, len)) {
+            unreserve(st, f);
+            return OTELPROF_E_UTF8;
+        }
         out += len;
     }
     void *cl = want_cl ? (void *)(mem + rec_bytes) : NULL;
