@@ -89,7 +89,9 @@ struct tstate {
     uint64_t seq;
     void **tc_slot; /* &otel_thread_ctx_v1 of this thread */
     void **cl_slot; /* &custom_labels_current_set of this thread */
-    struct frame frames[OTELPROF_MAX_DEPTH];
+    /* fr[0] is an always-empty sentinel (NULL pointers): frame i of the stack is fr[i + 1],
+     * so "the frame below" always exists and needs no branch. */
+    struct frame fr[OTELPROF_MAX_DEPTH + 1];
     _Alignas(16) unsigned char arena[ARENA_BYTES];
 };
 
@@ -104,15 +106,28 @@ static inline void barrier(void)
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-static inline void publish(struct tstate *st, const struct frame *f)
+#define FRAME(st, i) (&(st)->fr[(i) + 1]) /* FRAME(st, -1) is the empty sentinel */
+
+static inline unsigned formats_now(void)
 {
-    unsigned fm = atomic_load_explicit(&op_g_formats, memory_order_relaxed);
-    void *rec = (f && (fm & OTELPROF_FORMAT_THREAD_CTX)) ? f->rec : NULL;
-    void *cl = (f && (fm & OTELPROF_FORMAT_CUSTOM_LABELS)) ? f->cl : NULL;
+    return atomic_load_explicit(&op_g_formats, memory_order_relaxed);
+}
+
+/* Store f's pointers into the TLS variables of the formats that are on (NULL for the
+ * others). */
+static inline void publish_fm(struct tstate *st, const struct frame *f, unsigned fm)
+{
+    void *rec = (fm & OTELPROF_FORMAT_THREAD_CTX) ? f->rec : NULL;
+    void *cl = (fm & OTELPROF_FORMAT_CUSTOM_LABELS) ? f->cl : NULL;
     barrier();
     *(void *volatile *)st->tc_slot = rec;
     *(void *volatile *)st->cl_slot = cl;
     barrier();
+}
+
+static inline void publish(struct tstate *st, const struct frame *f)
+{
+    publish_fm(st, f, formats_now());
 }
 
 static void state_destroy(void *p)
@@ -122,7 +137,7 @@ static void state_destroy(void *p)
         return;
     /* The thread is exiting: make sure no reader follows a pointer into the unmapped arena
      * while the rest of the thread's teardown runs. */
-    publish(st, NULL);
+    publish(st, FRAME(st, -1));
     if (tls_state == st)
         tls_state = NULL;
     munmap(st, sizeof *st);
@@ -320,9 +335,9 @@ static inline __attribute__((always_inline)) struct frame *reserve(struct tstate
     uint32_t d = st->depth;
     if (d >= OTELPROF_MAX_DEPTH || need > ARENA_BYTES - st->top)
         return NULL;
-    struct frame *f = &st->frames[d];
-    f->rec = d ? st->frames[d - 1].rec : NULL;
-    f->cl = d ? st->frames[d - 1].cl : NULL;
+    struct frame *f = FRAME(st, d);
+    f->rec = FRAME(st, (int)d - 1)->rec;
+    f->cl = FRAME(st, (int)d - 1)->cl;
     f->top_before = st->top;
     f->seq = ++st->seq;
     *mem = st->arena + st->top;
@@ -364,8 +379,10 @@ static inline void unreserve(struct tstate *st, struct frame *f)
     barrier();
 }
 
-otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
-                                size_t n_attrs, otelprof_token *token)
+static __attribute__((noinline)) otelprof_status attach_general(const otelprof_context *ctx,
+                                                                const otelprof_attr *attrs,
+                                                                size_t n_attrs,
+                                                                otelprof_token *token)
 {
     if (!token)
         return OTELPROF_E_INVAL;
@@ -424,6 +441,47 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
     return OTELPROF_OK;
 }
 
+/* The common case of no attributes gets a lean path; everything else, and a thread's
+ * first use, goes through attach_general. */
+otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
+                                size_t n_attrs, otelprof_token *token)
+{
+    struct tstate *st = tls_state;
+    if (n_attrs != 0 || !ctx || !token || !st ||
+        !atomic_load_explicit(&op_g_inited, memory_order_relaxed))
+        return attach_general(ctx, attrs, n_attrs, token);
+    if (!(load64(ctx->trace_id) | load64(ctx->trace_id + 8)) || !load64(ctx->span_id)) {
+        *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+        return OTELPROF_E_INVALID_ID;
+    }
+    bool want_cl =
+        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
+    size_t need = align8(OTELPROF_RECORD_HEADER) + (want_cl ? cl_size(0) : 0);
+    unsigned char *mem;
+    struct frame *f = reserve(st, need, &mem);
+    if (!f) {
+        *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+        return OTELPROF_E_DEPTH;
+    }
+    struct tc_record *rec = (struct tc_record *)mem;
+    memcpy(rec->trace_id, ctx->trace_id, 16);
+    memcpy(rec->span_id, ctx->span_id, 8);
+    rec->valid = 1;
+    rec->trace_flags = ctx->trace_flags;
+    rec->attrs_size = 0;
+    void *cl = NULL;
+    if (want_cl) {
+        cl = mem + align8(OTELPROF_RECORD_HEADER);
+        cl_build(cl, rec, 0);
+    }
+    barrier();
+    f->rec = rec;
+    f->cl = cl;
+    publish(st, f);
+    *token = make_token(st, st->depth, f->seq);
+    return OTELPROF_OK;
+}
+
 otelprof_status otelprof_clear(otelprof_token *token)
 {
     if (!token)
@@ -455,18 +513,19 @@ otelprof_status otelprof_detach(otelprof_token *token)
         return OTELPROF_E_WRONG_THREAD;
     uint32_t d = (uint32_t)(token->priv[1] >> 48);
     uint64_t seq = token->priv[1] & SEQ_MASK;
-    if (d == 0 || d > st->depth || (st->frames[d - 1].seq & SEQ_MASK) != seq) {
+    if (d == 0 || d > st->depth || (FRAME(st, (int)d - 1)->seq & SEQ_MASK) != seq) {
         *token = (otelprof_token)OTELPROF_TOKEN_INIT;
         return OTELPROF_E_STALE_TOKEN;
     }
-    const struct frame *prev = d >= 2 ? &st->frames[d - 2] : NULL;
+    const struct frame *prev = FRAME(st, (int)d - 2);
+    unsigned fm = formats_now();
     /* Publish first, pop second, publish again: a handler that runs between the steps
      * either sees the popped frame still reserved or restores `prev` itself. */
-    publish(st, prev);
+    publish_fm(st, prev, fm);
     st->depth = d - 1;
-    st->top = st->frames[d - 1].top_before;
+    st->top = FRAME(st, (int)d - 1)->top_before;
     barrier();
-    publish(st, prev);
+    publish_fm(st, prev, fm);
     *token = (otelprof_token)OTELPROF_TOKEN_INIT;
     return OTELPROF_OK;
 }
@@ -477,9 +536,9 @@ otelprof_status otelprof_current(otelprof_context *ctx, otelprof_attr *attrs, si
     if (n_attrs)
         *n_attrs = 0;
     struct tstate *st = tls_state;
-    if (!st || st->depth == 0 || !st->frames[st->depth - 1].rec)
+    if (!st || !FRAME(st, (int)st->depth - 1)->rec)
         return OTELPROF_E_NO_CONTEXT;
-    const struct tc_record *rec = st->frames[st->depth - 1].rec;
+    const struct tc_record *rec = FRAME(st, (int)st->depth - 1)->rec;
     if (ctx) {
         memcpy(ctx->trace_id, rec->trace_id, 16);
         memcpy(ctx->span_id, rec->span_id, 8);
@@ -502,5 +561,5 @@ void op_thread_reset_publication(void)
 {
     struct tstate *st = tls_state;
     if (st)
-        publish(st, st->depth ? &st->frames[st->depth - 1] : NULL);
+        publish(st, FRAME(st, (int)st->depth - 1));
 }
