@@ -172,10 +172,10 @@ bool rd_pid_exists(pid_t pid)
     return stat(path, &st) == 0;
 }
 
-long rd_tracer_pid(pid_t pid)
+long rd_tracer_pid(pid_t pid, pid_t tid)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char path[96], line[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
     FILE *f = fopen(path, "re");
     if (!f)
         return -1;
@@ -188,4 +188,22 @@ long rd_tracer_pid(pid_t pid)
     }
     fclose(f);
     return tracer;
+}
+
+bool rd_thread_gone(pid_t pid, pid_t tid)
+{
+    char path[96], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "tid (comm) S ...": comm may hold spaces and parentheses, the state follows the
+     * last ')' */
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return n == 0;
+    return p[2] == 'Z' || p[2] == 'X';
 }

@@ -19,21 +19,21 @@
 /* ---------------------------------------------------------------- the ABIs ---- */
 
 /* OTEP 4947 */
-#define RD_TC_SYMBOL      "otel_thread_ctx_v1"
-#define RD_TC_HEADER      28
-#define RD_TC_RECORD_MAX  640 /* the eBPF profiler's copy limit */
-#define RD_TC_ATTRS_MAX   (RD_TC_RECORD_MAX - RD_TC_HEADER)
-#define RD_TC_OFF_SPAN    16
-#define RD_TC_OFF_VALID   24
-#define RD_TC_OFF_FLAGS   25
-#define RD_TC_OFF_ASIZE   26
+#define RD_TC_SYMBOL     "otel_thread_ctx_v1"
+#define RD_TC_HEADER     28
+#define RD_TC_RECORD_MAX 640 /* the eBPF profiler's copy limit */
+#define RD_TC_ATTRS_MAX  (RD_TC_RECORD_MAX - RD_TC_HEADER)
+#define RD_TC_OFF_SPAN   16
+#define RD_TC_OFF_VALID  24
+#define RD_TC_OFF_FLAGS  25
+#define RD_TC_OFF_ASIZE  26
 
 /* custom-labels v1 (LP64) */
-#define RD_CL_SET_SYMBOL  "custom_labels_current_set"
-#define RD_CL_ABI_SYMBOL  "custom_labels_abi_version"
-#define RD_CL_SET_SIZE    24 /* {label *storage; size_t count; size_t capacity} */
-#define RD_CL_LABEL_SIZE  32 /* {{len, buf}, {len, buf}} */
-#define RD_CL_MAX_SHOWN   64 /* this tool's cap on count */
+#define RD_CL_SET_SYMBOL   "custom_labels_current_set"
+#define RD_CL_ABI_SYMBOL   "custom_labels_abi_version"
+#define RD_CL_SET_SIZE     24 /* {label *storage; size_t count; size_t capacity} */
+#define RD_CL_LABEL_SIZE   32 /* {{len, buf}, {len, buf}} */
+#define RD_CL_MAX_SHOWN    64 /* this tool's cap on count */
 #define RD_CL_PARCA_LABELS 10
 #define RD_CL_PARCA_KEY    25
 #define RD_CL_PARCA_VALUE  53
@@ -78,8 +78,11 @@ int rd_tasks(pid_t pid, pid_t **tids, size_t *n);
 void rd_thread_name(pid_t pid, pid_t tid, char *buf, size_t len);
 /* True when /proc/PID exists. */
 bool rd_pid_exists(pid_t pid);
-/* The TracerPid of the process (0 when none, -1 unknown). */
-long rd_tracer_pid(pid_t pid);
+/* The TracerPid of a thread (0 when none, -1 unknown). */
+long rd_tracer_pid(pid_t pid, pid_t tid);
+/* True when the thread is gone or exiting (no /proc entry, or state Z or X): ptrace then
+ * fails with EPERM or ESRCH, and the thread is skipped, not reported as an error. */
+bool rd_thread_gone(pid_t pid, pid_t tid);
 
 /* ------------------------------------------------------------------- elf.c ---- */
 
@@ -106,10 +109,10 @@ struct rd_sym {
 
 /* A TLS relocation against a symbol. */
 struct rd_tls_reloc {
-    unsigned type; /* R_X86_64_TLSDESC, R_X86_64_TPOFF64, R_X86_64_DTPMOD64 */
-    uint64_t offset;  /* r_offset: the GOT slot's link-time address */
+    unsigned type;   /* R_X86_64_TLSDESC, R_X86_64_TPOFF64, R_X86_64_DTPMOD64 */
+    uint64_t offset; /* r_offset: the GOT slot's link-time address */
     int64_t addend;
-    bool by_symbol;   /* false: a symbol-less relocation matched by its addend */
+    bool by_symbol;        /* false: a symbol-less relocation matched by its addend */
     int64_t dtpoff_addend; /* DTPMOD64: addend of the DTPOFF64 in the next GOT word */
 };
 
@@ -160,6 +163,7 @@ struct rd_module {
     /* Parca's view of custom_labels_current_set in this module */
     bool cl_parca_ok;
     char cl_parca_why[200];
+    char *notes; /* symbols found but rejected, "" if none */
 };
 
 struct rd_modules {
@@ -177,10 +181,11 @@ void rd_modules_free(struct rd_modules *m);
 /* ------------------------------------------------------------------ tls.c ---- */
 
 /* Stop one thread (PTRACE_SEIZE + PTRACE_INTERRUPT + waitpid). 0, -ESRCH when it is gone
- * (skip it quietly), -EPERM, or another -errno. */
-int rd_thread_stop(pid_t tid);
-/* Let it go again (PTRACE_DETACH). */
-void rd_thread_release(pid_t tid);
+ * (skip it quietly), -EPERM, or another -errno. *pending_sig: a signal that the stop
+ * intercepted and that rd_thread_release must hand back. */
+int rd_thread_stop(pid_t tid, int *pending_sig);
+/* Let it go again (PTRACE_DETACH, re-injecting pending_sig). */
+void rd_thread_release(pid_t tid, int pending_sig);
 /* The stopped thread's thread pointer (x86-64 fs_base). -ENOTSUP on other machines. */
 int rd_thread_pointer(pid_t tid, uint64_t *tp);
 
@@ -238,8 +243,15 @@ void rd_cl_free(struct rd_custom_labels *cl);
 
 /* -------------------------------------------------------------- procctx.c ---- */
 
-enum rd_anykind { RD_ANY_NONE = 0, RD_ANY_STRING, RD_ANY_BOOL, RD_ANY_INT, RD_ANY_DOUBLE,
-                  RD_ANY_ARRAY, RD_ANY_OTHER };
+enum rd_anykind {
+    RD_ANY_NONE = 0,
+    RD_ANY_STRING,
+    RD_ANY_BOOL,
+    RD_ANY_INT,
+    RD_ANY_DOUBLE,
+    RD_ANY_ARRAY,
+    RD_ANY_OTHER
+};
 
 /* A decoded AnyValue; strings and arrays point into the payload copy. */
 struct rd_any {
@@ -264,7 +276,7 @@ struct rd_procctx {
     uint32_t version, payload_size;
     uint64_t published_at, payload_addr;
     bool decoded;
-    char why[200]; /* found but not decoded: the reason */
+    char why[200];    /* found but not decoded: the reason */
     uint8_t *payload; /* owned copy */
     struct rd_kv *resource;
     size_t n_resource;
