@@ -55,15 +55,15 @@ static void *worker(void *arg)
         otelprof_token t_req, t_child;
         if (otelprof_attach(&req, attrs, 2, &t_req) != OTELPROF_OK)
             abort();
-        sink = fib(34);               /* the request's own work */
+        sink = fib(37);               /* the request's own work */
         otelprof_context child = req; /* same trace, a child span for the "database call" */
         uint64_t s = splitmix(&seed) | 1;
         memcpy(child.span_id, &s, 8);
         otelprof_attach(&child, attrs, 1, &t_child);
-        sink = fib(36);
+        sink = fib(39);
         otelprof_detach(&t_child);
         otelprof_detach(&t_req);
-        usleep(30 * 1000); /* idle between requests: no context */
+        usleep(10 * 1000); /* idle between requests: no context */
     }
     return NULL;
 }
