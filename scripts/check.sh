@@ -53,7 +53,8 @@ if configure_build "$out/tsan" -DOTELPROF_SANITIZE=thread -DOTELPROF_BUILD_BENCH
 fi
 
 echo "== build (clang, fuzz targets)"
-if CC=clang configure_build "$out/fuzz" -DOTELPROF_BUILD_BENCH=OFF -DOTELPROF_BUILD_TOOLS=OFF; then
+if CC=clang configure_build "$out/fuzz" -DOTELPROF_BUILD_BENCH=OFF -DOTELPROF_BUILD_TOOLS=OFF \
+  -DOTELPROF_BUILD_TESTS=OFF -DOTELPROF_BUILD_EXAMPLES=OFF; then
   run_ctest fuzz "$out/fuzz" -L fuzz
 fi
 
