@@ -203,7 +203,8 @@ static const char *const key_names[2] = {"http.route", "user.id"};
 static const size_t key_name_len[2] = {10, 7};
 static uint32_t key_index[2];
 static const otelprof_context the_ctx = {
-    {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+    {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
+     0x36},
     {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
     OTELPROF_FLAG_SAMPLED,
 };
@@ -303,9 +304,8 @@ static void b_labelset(const otelprof_context *ctx, const otelprof_attr *attrs, 
     b_labels[1] = (struct b_label){{11, (const unsigned char *)"otel_spanid"},
                                    {16, (const unsigned char *)b_hex + 32}};
     for (size_t i = 0; i < n; i++) {
-        b_labels[2 + i] = (struct b_label){
-            {key_name_len[i], (const unsigned char *)key_names[i]},
-            {attrs[i].value_len, vals}};
+        b_labels[2 + i] = (struct b_label){{key_name_len[i], (const unsigned char *)key_names[i]},
+                                           {attrs[i].value_len, vals}};
         vals += attrs[i].value_len + 2;
     }
     b_set = (struct b_labelset){b_labels, 2 + n, 2 + n};
@@ -390,10 +390,10 @@ static enum kind baseline_for(unsigned bits)
     }
 }
 
-#define BASE_LOOP(att, det)                                                                   \
-    for (size_t i = 0; i < iters; i++) {                                                      \
-        att(ctx_in, attrs_in, n_attrs_in);                                                    \
-        det();                                                                                \
+#define BASE_LOOP(att, det)                                                                        \
+    for (size_t i = 0; i < iters; i++) {                                                           \
+        att(ctx_in, attrs_in, n_attrs_in);                                                         \
+        det();                                                                                     \
     }
 
 void bench_measured_loop(enum kind k, size_t n_attrs, size_t iters);

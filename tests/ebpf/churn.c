@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TRUTH_NONE UINT64_MAX
+#define TRUTH_NONE  UINT64_MAX
 #define MAX_THREADS 8
 
 /* Exported into .dynsym (-Wl,--export-dynamic-symbol) so the reader can find it like
@@ -179,8 +179,8 @@ int main(int argc, char **argv)
             return 2;
     }
 
-    must(otelprof_init(&OTELPROF_INIT_OPTS(.formats = OTELPROF_FORMAT_ALL,
-                                           .service_name = "ebpf-churn")),
+    must(otelprof_init(
+             &OTELPROF_INIT_OPTS(.formats = OTELPROF_FORMAT_ALL, .service_name = "ebpf-churn")),
          "init");
     must(otelprof_key_register("churn.n", &key_index), "key_register");
 

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 /* Registration order is what threadlocal.attribute_key_map must list. */
-static const char *const keys[] = {"http.route", "user.id", "r\xC3\xA9gion.\xE5\x90\x8D\xE5\x89\x8D",
-                                   "db.system"};
+static const char *const keys[] = {"http.route", "user.id",
+                                   "r\xC3\xA9gion.\xE5\x90\x8D\xE5\x89\x8D", "db.system"};
 
 static void reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void reply(const char *fmt, ...)
