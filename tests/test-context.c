@@ -766,6 +766,31 @@ static void test_custom_labels(void)
     ASSERT_NULL(custom_labels_current_set);
 }
 
+/* Every byte value, in every position, becomes the right lowercase hex pair. */
+static void test_custom_labels_hex(void)
+{
+    ASSERT_OK(otelprof_init(NULL));
+    char want[33];
+    for (int b = 0; b < 256; b++) {
+        otelprof_context c;
+        for (int i = 0; i < 16; i++)
+            c.trace_id[i] = (uint8_t)(b + i * 17);
+        for (int i = 0; i < 8; i++)
+            c.span_id[i] = (uint8_t)(b * 7 + i + 1);
+        c.trace_flags = 1;
+        otelprof_token t;
+        ASSERT_OK(otelprof_attach(&c, NULL, 0, &t));
+        const struct rd_set *s = custom_labels_current_set;
+        for (int i = 0; i < 16; i++)
+            snprintf(want + 2 * i, 3, "%02x", c.trace_id[i]);
+        expect_label(&s->storage[0], "otel_traceid", want, 32);
+        for (int i = 0; i < 8; i++)
+            snprintf(want + 2 * i, 3, "%02x", c.span_id[i]);
+        expect_label(&s->storage[1], "otel_spanid", want, 16);
+        ASSERT_OK(otelprof_detach(&t));
+    }
+}
+
 static void test_shutdown(void)
 {
     ASSERT_OK(otelprof_init(NULL));
@@ -906,6 +931,7 @@ int main(int argc, char **argv)
         {"formats_api", test_formats_api},
         {"init_opts", test_init_opts},
         {"custom_labels", test_custom_labels},
+        {"custom_labels_hex", test_custom_labels_hex},
         {"shutdown", test_shutdown},
         {"resource_env", test_resource_env},
         {"resource_env_malformed", test_resource_env_malformed},
