@@ -1,0 +1,241 @@
+/* otelprof tracing SDK: the standard implementation of trace.h.
+ *
+ * Pieces, each an interface (ops table + state) so it can be replaced:
+ *   sampler  -> decides at span start (always_on, always_off, traceidratio, parentbased_*)
+ *   processor-> sees spans start and end (simple: export at end; batch: bounded queue and a
+ *               background thread that exports; never blocks the caller, counts drops)
+ *   exporter -> sends finished spans (console JSON, in-memory for tests, OTLP/HTTP in
+ *               exporter_otlp.h when built with libcurl)
+ * The provider owns its sampler, processors and exporters and frees them.
+ *
+ * Environment (read by otelprof_sdk_provider_new_from_env): OTEL_SDK_DISABLED,
+ * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+ * OTEL_TRACES_EXPORTER (otlp, console, none), OTEL_BSP_SCHEDULE_DELAY,
+ * OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+ * OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+ * OTEL_SPAN_EVENT_COUNT_LIMIT, OTEL_SPAN_LINK_COUNT_LIMIT, OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT,
+ * OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, OTEL_ATTRIBUTE_COUNT_LIMIT,
+ * OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_PROPAGATORS and the OTEL_EXPORTER_OTLP_* family.
+ * A bad value is reported through the log callback and the default is kept.
+ */
+#ifndef OTELPROF_SDK_H
+#define OTELPROF_SDK_H
+
+#include <otelprof/trace.h>
+
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- finished span data, as processors and exporters see it ---- */
+
+typedef struct otelprof_event_data {
+    const char *name;
+    uint64_t time_ns;
+    const otelprof_kv *attrs;
+    size_t n_attrs;
+    uint32_t dropped_attrs;
+} otelprof_event_data;
+
+typedef struct otelprof_link_data {
+    otelprof_span_context context;
+    const otelprof_kv *attrs;
+    size_t n_attrs;
+    uint32_t dropped_attrs;
+} otelprof_link_data;
+
+typedef struct otelprof_scope_info {
+    const char *name;
+    const char *version;    /* may be NULL */
+    const char *schema_url; /* may be NULL */
+} otelprof_scope_info;
+
+typedef struct otelprof_resource otelprof_resource;
+
+/* Read-only; valid during the processor/exporter call that receives it. */
+typedef struct otelprof_span_data {
+    otelprof_span_context context;
+    uint8_t parent_span_id[8]; /* all zero: a root span */
+    bool parent_is_remote;
+    const char *name;
+    otelprof_span_kind kind;
+    uint64_t start_time_ns, end_time_ns; /* CLOCK_REALTIME ns */
+    const otelprof_kv *attrs;
+    size_t n_attrs;
+    uint32_t dropped_attrs;
+    const otelprof_event_data *events;
+    size_t n_events;
+    uint32_t dropped_events;
+    const otelprof_link_data *links;
+    size_t n_links;
+    uint32_t dropped_links;
+    otelprof_span_status status;
+    const char *status_description; /* may be NULL */
+    const otelprof_scope_info *scope;
+    const otelprof_resource *resource;
+} otelprof_span_data;
+
+/* ---- resource ---- */
+
+/* A resource: string/bool/int/double attributes. Starts with service.name (default
+ * "unknown_service:<program>") and telemetry.sdk.{name,language,version}; _from_env adds
+ * OTEL_RESOURCE_ATTRIBUTES then OTEL_SERVICE_NAME. Thread-safe once built. */
+OTELPROF_API otelprof_resource *otelprof_resource_new(void);
+OTELPROF_API otelprof_resource *otelprof_resource_new_from_env(void);
+OTELPROF_API otelprof_status otelprof_resource_put(otelprof_resource *r, const otelprof_kv *kv);
+OTELPROF_API const otelprof_kv *otelprof_resource_attributes(const otelprof_resource *r,
+                                                            size_t *n);
+OTELPROF_API void otelprof_resource_free(otelprof_resource *r);
+
+/* ---- sampler ---- */
+
+typedef enum otelprof_sampling_decision {
+    OTELPROF_SAMPLING_DROP = 0,
+    OTELPROF_SAMPLING_RECORD_ONLY = 1,
+    OTELPROF_SAMPLING_RECORD_AND_SAMPLE = 2,
+} otelprof_sampling_decision;
+
+typedef struct otelprof_sampler otelprof_sampler;
+typedef struct otelprof_sampler_ops {
+    size_t sz;
+    /* parent: NULL or invalid for a root span. May replace *tracestate (same capacity). */
+    otelprof_sampling_decision (*should_sample)(otelprof_sampler *s,
+                                                const otelprof_span_context *parent,
+                                                const uint8_t trace_id[16], const char *name,
+                                                otelprof_span_kind kind, const otelprof_kv *attrs,
+                                                size_t n_attrs, otelprof_tracestate *tracestate);
+    /* e.g. "TraceIdRatioBased{0.25}", "ParentBased{root:AlwaysOnSampler,...}" */
+    const char *(*description)(const otelprof_sampler *s);
+    void (*free)(otelprof_sampler *s);
+} otelprof_sampler_ops;
+struct otelprof_sampler {
+    const otelprof_sampler_ops *ops;
+};
+
+OTELPROF_API otelprof_sampler *otelprof_sampler_always_on(void);
+OTELPROF_API otelprof_sampler *otelprof_sampler_always_off(void);
+/* ratio in [0, 1]; decision from the trace id's lower 56 bits, as the spec's
+ * TraceIdRatioBased with the random-trace-id flag. NULL on a bad ratio. */
+OTELPROF_API otelprof_sampler *otelprof_sampler_traceidratio(double ratio);
+/* Takes ownership of root. The four others default (NULL) to the spec's defaults. */
+OTELPROF_API otelprof_sampler *otelprof_sampler_parentbased(otelprof_sampler *root,
+                                                            otelprof_sampler *remote_sampled,
+                                                            otelprof_sampler *remote_not_sampled,
+                                                            otelprof_sampler *local_sampled,
+                                                            otelprof_sampler *local_not_sampled);
+/* From OTEL_TRACES_SAMPLER / _ARG; default parentbased_always_on. */
+OTELPROF_API otelprof_sampler *otelprof_sampler_from_env(void);
+OTELPROF_API void otelprof_sampler_free(otelprof_sampler *s);
+
+/* ---- exporter ---- */
+
+typedef enum otelprof_export_result {
+    OTELPROF_EXPORT_SUCCESS = 0,
+    OTELPROF_EXPORT_FAILURE = 1,
+} otelprof_export_result;
+
+typedef struct otelprof_span_exporter otelprof_span_exporter;
+typedef struct otelprof_span_exporter_ops {
+    size_t sz;
+    /* Called by one thread at a time (processors serialise). */
+    otelprof_export_result (*export_spans)(otelprof_span_exporter *e,
+                                           const otelprof_span_data *const *spans, size_t n);
+    otelprof_status (*force_flush)(otelprof_span_exporter *e, uint32_t timeout_ms);
+    otelprof_status (*shutdown)(otelprof_span_exporter *e, uint32_t timeout_ms);
+    void (*free)(otelprof_span_exporter *e);
+} otelprof_span_exporter_ops;
+struct otelprof_span_exporter {
+    const otelprof_span_exporter_ops *ops;
+};
+
+/* Console: one JSON object per span and line (OTLP JSON field names), to `out` (NULL:
+ * stdout). The stream is not closed. */
+OTELPROF_API otelprof_span_exporter *otelprof_console_exporter_new(FILE *out);
+/* In-memory, for tests: keeps copies of up to max_spans spans (0: no limit). */
+OTELPROF_API otelprof_span_exporter *otelprof_memory_exporter_new(size_t max_spans);
+/* Number of spans held, and the i-th (valid until _reset/free). Thread-safe. */
+OTELPROF_API size_t otelprof_memory_exporter_count(otelprof_span_exporter *e);
+OTELPROF_API const otelprof_span_data *otelprof_memory_exporter_get(otelprof_span_exporter *e,
+                                                                    size_t i);
+OTELPROF_API void otelprof_memory_exporter_reset(otelprof_span_exporter *e);
+OTELPROF_API void otelprof_span_exporter_free(otelprof_span_exporter *e);
+
+/* ---- processor ---- */
+
+typedef struct otelprof_span_processor otelprof_span_processor;
+typedef struct otelprof_span_processor_ops {
+    size_t sz;
+    void (*on_start)(otelprof_span_processor *p, otelprof_span *span,
+                     const otelprof_span_context *parent);
+    /* Called with every finished recording span, sampled or not (trace SDK spec: processors
+     * see RECORD_ONLY spans too; the built-in ones export only those whose trace_flags
+     * have OTELPROF_FLAG_SAMPLED). Must not block for long. */
+    void (*on_end)(otelprof_span_processor *p, const otelprof_span_data *span);
+    otelprof_status (*force_flush)(otelprof_span_processor *p, uint32_t timeout_ms);
+    otelprof_status (*shutdown)(otelprof_span_processor *p, uint32_t timeout_ms);
+    void (*free)(otelprof_span_processor *p);
+} otelprof_span_processor_ops;
+struct otelprof_span_processor {
+    const otelprof_span_processor_ops *ops;
+};
+
+/* Exports each span as it ends, on the ending thread. Takes ownership of the exporter. */
+OTELPROF_API otelprof_span_processor *otelprof_simple_processor_new(otelprof_span_exporter *e);
+
+typedef struct otelprof_batch_opts {
+    size_t sz;
+    uint32_t max_queue_size;        /* 0: OTEL_BSP_MAX_QUEUE_SIZE or 2048 */
+    uint32_t schedule_delay_ms;     /* 0: OTEL_BSP_SCHEDULE_DELAY or 5000 */
+    uint32_t export_timeout_ms;     /* 0: OTEL_BSP_EXPORT_TIMEOUT or 30000 */
+    uint32_t max_export_batch_size; /* 0: OTEL_BSP_MAX_EXPORT_BATCH_SIZE or 512 */
+} otelprof_batch_opts;
+#define OTELPROF_BATCH_OPTS(...) ((otelprof_batch_opts){.sz = sizeof(otelprof_batch_opts), __VA_ARGS__})
+
+/* A bounded queue drained by one background thread (started here: the only thread the
+ * SDK creates). on_end never blocks: a full queue drops the span and counts it. Takes
+ * ownership of the exporter. */
+OTELPROF_API otelprof_span_processor *otelprof_batch_processor_new(otelprof_span_exporter *e,
+                                                                   const otelprof_batch_opts *opts);
+typedef struct otelprof_batch_stats {
+    uint64_t enqueued, exported, dropped_queue_full, export_failures;
+} otelprof_batch_stats;
+OTELPROF_API otelprof_status otelprof_batch_processor_stats(otelprof_span_processor *p,
+                                                            otelprof_batch_stats *out);
+OTELPROF_API void otelprof_span_processor_free(otelprof_span_processor *p);
+
+/* ---- provider ---- */
+
+typedef struct otelprof_span_limits {
+    uint32_t attribute_count;        /* 0: OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT or 128 */
+    uint32_t attribute_value_length; /* 0: unlimited (or the env var) */
+    uint32_t event_count;            /* 0: 128 */
+    uint32_t link_count;             /* 0: 128 */
+    uint32_t attributes_per_event;   /* 0: 128 */
+    uint32_t attributes_per_link;    /* 0: 128 */
+} otelprof_span_limits;
+
+typedef struct otelprof_sdk_opts {
+    size_t sz;
+    otelprof_resource *resource; /* owned by the provider; NULL: otelprof_resource_new_from_env */
+    otelprof_sampler *sampler;   /* owned; NULL: otelprof_sampler_from_env */
+    otelprof_span_processor *const *processors; /* each owned; none: spans are dropped */
+    size_t n_processors;
+    otelprof_span_limits limits;
+} otelprof_sdk_opts;
+#define OTELPROF_SDK_OPTS(...) ((otelprof_sdk_opts){.sz = sizeof(otelprof_sdk_opts), __VA_ARGS__})
+
+/* NULL on error (see *err when non-NULL). */
+OTELPROF_API otelprof_tracer_provider *otelprof_sdk_provider_new(const otelprof_sdk_opts *opts,
+                                                                 otelprof_status *err);
+/* Everything from the environment: resource, sampler, and OTEL_TRACES_EXPORTER with a batch
+ * processor (console: simple processor). OTEL_SDK_DISABLED=true gives a no-op provider. */
+OTELPROF_API otelprof_tracer_provider *otelprof_sdk_provider_new_from_env(otelprof_status *err);
+/* A provider whose spans are non-recording but propagate the parent's context. */
+OTELPROF_API otelprof_tracer_provider *otelprof_noop_provider_new(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

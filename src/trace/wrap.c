@@ -1,0 +1,648 @@
+/* The profiling tracer wrapper (include/otelprof/wrap.h): a decorator around any
+ * otelprof_tracer_provider that publishes each span's context on the starting thread.
+ *
+ * Per thread, the wrapper mirrors the core's stack of attached contexts with a stack of
+ * the spans it published. A span ended on another thread is only marked retired there
+ * (the core cannot touch another thread's context); the owning thread detaches retired
+ * spans at its next wrapper operation. Each published span is reference-counted: one
+ * reference for the user (dropped at end), one for the owning thread's stack.
+ */
+#define _GNU_SOURCE
+#include <otelprof/wrap.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEYS       16
+#define STACK_MAX      OTELPROF_MAX_DEPTH
+#define DEFAULT_GUARD  1024u
+#define VALUE_TEXT_MAX 64 /* numbers and booleans rendered as text */
+
+/* Bounded set of value hashes per key: lock-free inserts, so the span path never locks. */
+struct guard {
+    _Atomic uint64_t *slots; /* 0 = empty; capacity is a power of two >= 2 * max */
+    uint32_t mask;
+    uint32_t max;
+    atomic_uint count;
+};
+
+struct wprovider {
+    otelprof_tracer_provider base;
+    otelprof_tracer_provider *inner;
+    bool own_inner, local_roots_only, skip_unsampled;
+    size_t n_keys;
+    char *keys[MAX_KEYS];
+    uint32_t key_index[MAX_KEYS];
+    struct guard guards[MAX_KEYS];
+    bool have_name_key;
+    uint32_t name_key_index;
+    struct guard name_guard;
+    pthread_mutex_t lock;
+    struct wtracer *tracers;
+    atomic_uint_fast64_t published, not_published, attach_failed, values_dropped, other_thread;
+};
+
+struct wtracer {
+    otelprof_tracer base;
+    otelprof_tracer *inner;
+    struct wprovider *p;
+    struct wtracer *next;
+};
+
+struct wspan {
+    otelprof_span base;
+    otelprof_span *inner;
+    struct wprovider *p;
+    otelprof_token token;
+    /* id of the thread whose stack holds it; 0 when not published. Atomic: another
+     * thread may end the span while the owner unwinds it. */
+    _Atomic uint64_t owner;
+    atomic_int refs;
+    atomic_bool retired;
+    /* The published attribute values (slot MAX_KEYS: the span name), packed in buf, for
+     * republishing after set_attributes. Inline so a span costs no allocation once the
+     * thread's free list is warm. */
+    uint32_t present; /* bit per slot */
+    uint16_t off[MAX_KEYS + 1];
+    uint8_t len[MAX_KEYS + 1];
+    uint16_t used;
+    char buf[OTELPROF_ATTRS_MAX];
+    struct wspan *next_free;
+};
+
+#define FREE_MAX 64 /* spans kept per thread for reuse */
+
+struct wthread {
+    uint64_t id;
+    unsigned depth;
+    struct wspan *stack[STACK_MAX];
+    struct wspan *free;
+    unsigned n_free;
+};
+
+static __thread struct wthread *tls_wt;
+static atomic_uint_fast64_t thread_ids = 1;
+static pthread_key_t wt_key;
+static pthread_once_t wt_once = PTHREAD_ONCE_INIT;
+
+static void wspan_unref(struct wspan *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    struct wthread *wt = tls_wt; /* the releasing thread keeps it for its next span */
+    if (wt && wt->n_free < FREE_MAX) {
+        s->next_free = wt->free;
+        wt->free = s;
+        wt->n_free++;
+        return;
+    }
+    free(s);
+}
+
+static struct wspan *wspan_new(struct wthread *wt)
+{
+    struct wspan *s;
+    if (wt && wt->free) {
+        s = wt->free;
+        wt->free = s->next_free;
+        wt->n_free--;
+    } else if ((s = malloc(sizeof *s)) == NULL) {
+        return NULL;
+    }
+    /* Everything but the value buffer, which `used` and `present` describe. */
+    memset(s, 0, offsetof(struct wspan, buf));
+    return s;
+}
+
+static void wt_destroy(void *arg)
+{
+    struct wthread *wt = arg;
+    if (tls_wt == wt)
+        tls_wt = NULL; /* so that the unrefs below free rather than recycle */
+    for (unsigned i = 0; i < wt->depth; i++)
+        wspan_unref(wt->stack[i]);
+    while (wt->free) {
+        struct wspan *s = wt->free;
+        wt->free = s->next_free;
+        free(s);
+    }
+    free(wt);
+}
+
+static void wt_key_init(void)
+{
+    (void)pthread_key_create(&wt_key, wt_destroy);
+}
+
+static struct wthread *wt_get(void)
+{
+    if (tls_wt)
+        return tls_wt;
+    pthread_once(&wt_once, wt_key_init);
+    struct wthread *wt = calloc(1, sizeof *wt);
+    if (!wt)
+        return NULL;
+    wt->id = atomic_fetch_add(&thread_ids, 1);
+    if (pthread_setspecific(wt_key, wt) != 0) {
+        free(wt);
+        return NULL;
+    }
+    tls_wt = wt;
+    return wt;
+}
+
+/* Pop stack entries from the top down to (and including) index i. Their core frames are
+ * detached by whoever calls this (detaching the lowest unwinds the others). */
+static void wt_pop_to(struct wthread *wt, unsigned i)
+{
+    while (wt->depth > i) {
+        struct wspan *s = wt->stack[--wt->depth];
+        atomic_store(&s->owner, 0);
+        wspan_unref(s);
+    }
+}
+
+/* Detach spans that were ended on other threads while they sit on top of this thread's
+ * stack. */
+static void sweep(struct wthread *wt)
+{
+    while (wt->depth &&
+           atomic_load_explicit(&wt->stack[wt->depth - 1]->retired, memory_order_acquire)) {
+        struct wspan *s = wt->stack[wt->depth - 1];
+        (void)otelprof_detach(&s->token);
+        wt_pop_to(wt, wt->depth - 1);
+    }
+}
+
+void otelprof_wrap_thread_sync(void)
+{
+    struct wthread *wt = tls_wt;
+    if (!wt)
+        return;
+    /* Retired spans below live ones: detach the lowest retired one, which unwinds the
+     * live ones above it too; they stay tracked as unpublished. */
+    for (unsigned i = 0; i < wt->depth; i++) {
+        if (atomic_load_explicit(&wt->stack[i]->retired, memory_order_acquire)) {
+            (void)otelprof_detach(&wt->stack[i]->token);
+            wt_pop_to(wt, i);
+            break;
+        }
+    }
+}
+
+/* ---- cardinality guard ---- */
+
+static int guard_init(struct guard *g, uint32_t max)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * max)
+        cap *= 2;
+    g->slots = calloc(cap, sizeof *g->slots);
+    g->mask = cap - 1;
+    g->max = max;
+    atomic_init(&g->count, 0);
+    return g->slots ? 0 : -1;
+}
+
+static uint64_t hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+    return h ? h : 1;
+}
+
+/* true when the value is known or could be added within the limit. */
+static bool guard_admit(struct guard *g, const char *v, size_t n)
+{
+    uint64_t h = hash(v, n);
+    for (uint32_t i = (uint32_t)h & g->mask, probes = 0; probes <= g->mask;
+         i = (i + 1) & g->mask, probes++) {
+        uint64_t cur = atomic_load_explicit(&g->slots[i], memory_order_acquire);
+        if (cur == h)
+            return true;
+        if (cur != 0)
+            continue;
+        if (atomic_fetch_add(&g->count, 1) >= g->max) {
+            atomic_fetch_sub(&g->count, 1);
+            return false;
+        }
+        uint64_t expected = 0;
+        if (atomic_compare_exchange_strong(&g->slots[i], &expected, h))
+            return true;
+        atomic_fetch_sub(&g->count, 1);
+        if (expected == h)
+            return true;
+    }
+    return false;
+}
+
+/* ---- attributes to publish ---- */
+
+/* Render a value as text for the thread context; NULL when it cannot be published. */
+static const char *value_text(const otelprof_value *v, char *buf, size_t *len)
+{
+    switch (v->type) {
+    case OTELPROF_VALUE_STRING:
+        if (!v->u.str.ptr)
+            return NULL;
+        *len = v->u.str.len == OTELPROF_NUL_TERMINATED ? strlen(v->u.str.ptr) : v->u.str.len;
+        return v->u.str.ptr;
+    case OTELPROF_VALUE_BOOL:
+        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%s", v->u.b ? "true" : "false");
+        return buf;
+    case OTELPROF_VALUE_INT:
+        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%lld", (long long)v->u.i);
+        return buf;
+    case OTELPROF_VALUE_DOUBLE:
+        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%.17g", v->u.d);
+        return buf;
+    default:
+        return NULL; /* arrays are not published */
+    }
+}
+
+/* Set (v != NULL) or clear a slot's value. Values live packed in s->buf; when an update
+ * does not fit after the others, the buffer is repacked. A value that cannot fit at all
+ * (more than the record holds) is left out. */
+static void set_value(struct wspan *s, size_t slot, const char *v, size_t n)
+{
+    s->present &= ~(UINT32_C(1) << slot);
+    if (!v || n > OTELPROF_VALUE_MAX)
+        return;
+    if (s->used + n > sizeof s->buf) {
+        char tmp[sizeof s->buf];
+        uint16_t used = 0;
+        for (size_t i = 0; i <= MAX_KEYS; i++) {
+            if (s->present & (UINT32_C(1) << i)) {
+                memcpy(tmp + used, s->buf + s->off[i], s->len[i]);
+                s->off[i] = used;
+                used = (uint16_t)(used + s->len[i]);
+            }
+        }
+        memcpy(s->buf, tmp, used);
+        s->used = used;
+        if (s->used + n > sizeof s->buf)
+            return;
+    }
+    memcpy(s->buf + s->used, v, n);
+    s->off[slot] = s->used;
+    s->len[slot] = (uint8_t)n;
+    s->used = (uint16_t)(s->used + n);
+    s->present |= UINT32_C(1) << slot;
+}
+
+/* Collect the configured keys from attrs into s->values. Returns true if any changed. */
+static bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t n)
+{
+    struct wprovider *p = s->p;
+    bool changed = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!attrs[i].key)
+            continue;
+        for (size_t k = 0; k < p->n_keys; k++) {
+            if (strcmp(attrs[i].key, p->keys[k]) != 0)
+                continue;
+            char buf[VALUE_TEXT_MAX];
+            size_t len = 0;
+            const char *v = value_text(&attrs[i].value, buf, &len);
+            if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->guards[k], v, len)) {
+                atomic_fetch_add(&p->values_dropped, 1);
+                v = NULL;
+            }
+            set_value(s, k, v, len);
+            changed = true;
+        }
+    }
+    return changed;
+}
+
+static otelprof_status attach_span(struct wspan *s, otelprof_token *tok)
+{
+    struct wprovider *p = s->p;
+    const otelprof_span_context *sc = s->inner->ops->context(s->inner);
+    otelprof_context c;
+    memcpy(c.trace_id, sc->trace_id, 16);
+    memcpy(c.span_id, sc->span_id, 8);
+    c.trace_flags = sc->trace_flags;
+    otelprof_attr at[MAX_KEYS + 1];
+    size_t n = 0;
+    for (size_t k = 0; k < p->n_keys; k++)
+        if (s->present & (UINT32_C(1) << k))
+            at[n++] = (otelprof_attr){p->key_index[k], s->buf + s->off[k], s->len[k]};
+    if (p->have_name_key && (s->present & (UINT32_C(1) << MAX_KEYS)))
+        at[n++] = (otelprof_attr){p->name_key_index, s->buf + s->off[MAX_KEYS], s->len[MAX_KEYS]};
+    otelprof_status rc = otelprof_attach(&c, at, n, tok);
+    if (rc == OTELPROF_E_TOO_LARGE || rc == OTELPROF_E_UTF8) /* publish the ids at least */
+        rc = otelprof_attach(&c, NULL, 0, tok);
+    return rc;
+}
+
+/* ---- span ops: forward to the inner span ---- */
+
+static const otelprof_span_context *ws_context(const otelprof_span *span)
+{
+    const struct wspan *s = (const struct wspan *)span;
+    return s->inner->ops->context(s->inner);
+}
+
+static bool ws_is_recording(const otelprof_span *span)
+{
+    const struct wspan *s = (const struct wspan *)span;
+    return s->inner->ops->is_recording(s->inner);
+}
+
+static void ws_set_attributes(otelprof_span *span, const otelprof_kv *attrs, size_t n)
+{
+    struct wspan *s = (struct wspan *)span;
+    s->inner->ops->set_attributes(s->inner, attrs, n);
+    struct wthread *wt = tls_wt;
+    if (!wt || atomic_load(&s->owner) != wt->id || !wt->depth || wt->stack[wt->depth - 1] != s)
+        return;
+    if (!take_attrs(s, attrs, n))
+        return;
+    /* Innermost on this thread: replace its published frame. */
+    otelprof_token fresh;
+    if (otelprof_detach(&s->token) == OTELPROF_OK && attach_span(s, &fresh) == OTELPROF_OK) {
+        s->token = fresh;
+    } else {
+        wt_pop_to(wt, wt->depth - 1);
+    }
+}
+
+static void ws_add_event(otelprof_span *span, const char *name, uint64_t t, const otelprof_kv *a,
+                         size_t n)
+{
+    struct wspan *s = (struct wspan *)span;
+    s->inner->ops->add_event(s->inner, name, t, a, n);
+}
+
+static void ws_add_link(otelprof_span *span, const otelprof_link *link)
+{
+    struct wspan *s = (struct wspan *)span;
+    s->inner->ops->add_link(s->inner, link);
+}
+
+static void ws_set_status(otelprof_span *span, otelprof_span_status code, const char *desc)
+{
+    struct wspan *s = (struct wspan *)span;
+    s->inner->ops->set_status(s->inner, code, desc);
+}
+
+static void ws_update_name(otelprof_span *span, const char *name)
+{
+    struct wspan *s = (struct wspan *)span;
+    s->inner->ops->update_name(s->inner, name);
+}
+
+static void ws_end(otelprof_span *span, uint64_t end_ns)
+{
+    struct wspan *s = (struct wspan *)span;
+    struct wprovider *p = s->p;
+    struct wthread *wt = tls_wt;
+    uint64_t owner = atomic_load(&s->owner);
+    if (owner) {
+        if (wt && wt->id == owner) {
+            /* Restore the context from before the span (unwinding any inner ones still
+             * attached) and forget the entries above and including it. */
+            for (unsigned i = wt->depth; i-- > 0;) {
+                if (wt->stack[i] == s) {
+                    (void)otelprof_detach(&s->token);
+                    wt_pop_to(wt, i);
+                    break;
+                }
+            }
+        } else {
+            atomic_fetch_add(&p->other_thread, 1);
+            atomic_store_explicit(&s->retired, true, memory_order_release);
+        }
+    }
+    if (wt)
+        sweep(wt);
+    otelprof_span *inner = s->inner;
+    s->inner = NULL;
+    inner->ops->end(inner, end_ns);
+    wspan_unref(s);
+}
+
+static const otelprof_span_ops wspan_ops = {
+    .sz = sizeof(otelprof_span_ops),
+    .context = ws_context,
+    .is_recording = ws_is_recording,
+    .set_attributes = ws_set_attributes,
+    .add_event = ws_add_event,
+    .add_link = ws_add_link,
+    .set_status = ws_set_status,
+    .update_name = ws_update_name,
+    .end = ws_end,
+};
+
+/* ---- tracer ---- */
+
+static bool is_local_root(const otelprof_span_start_opts *o)
+{
+    if (o && o->sz >= offsetof(otelprof_span_start_opts, start_time_ns) && o->root)
+        return true;
+    const otelprof_span_context *parent =
+        o && o->parent ? o->parent : otelprof_current_span_context();
+    return !parent || !otelprof_span_context_is_valid(parent) || parent->is_remote;
+}
+
+static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
+                                    const otelprof_span_start_opts *opts)
+{
+    struct wtracer *t = (struct wtracer *)tracer;
+    struct wprovider *p = t->p;
+    bool local_root = p->local_roots_only ? is_local_root(opts) : false;
+    otelprof_span *inner = t->inner->ops->start_span(t->inner, name, opts);
+    if (!inner)
+        return NULL;
+    struct wthread *wt = wt_get();
+    struct wspan *s = wspan_new(wt);
+    if (!s)
+        return inner; /* degrade to the unwrapped span rather than fail the caller */
+    s->base.ops = &wspan_ops;
+    s->inner = inner;
+    s->p = p;
+    atomic_init(&s->refs, 1);
+    atomic_init(&s->retired, false);
+    if (wt)
+        sweep(wt);
+    const otelprof_span_context *sc = inner->ops->context(inner);
+    bool publish = wt && otelprof_span_context_is_valid(sc) &&
+                   (!p->skip_unsampled || otelprof_span_context_is_sampled(sc)) &&
+                   (!p->local_roots_only || local_root) && wt->depth < STACK_MAX;
+    if (!publish) {
+        atomic_fetch_add(&p->not_published, 1);
+        return &s->base;
+    }
+    if (opts && opts->sz >= offsetof(otelprof_span_start_opts, links))
+        take_attrs(s, opts->attrs, opts->n_attrs);
+    if (p->have_name_key && name) {
+        size_t n = strlen(name);
+        bool ok = guard_admit(&p->name_guard, name, n);
+        if (!ok)
+            atomic_fetch_add(&p->values_dropped, 1);
+        set_value(s, MAX_KEYS, ok ? name : NULL, n);
+    }
+    if (attach_span(s, &s->token) != OTELPROF_OK) {
+        atomic_fetch_add(&p->attach_failed, 1);
+        return &s->base;
+    }
+    atomic_store(&s->owner, wt->id);
+    atomic_fetch_add(&s->refs, 1); /* the thread stack's reference */
+    wt->stack[wt->depth++] = s;
+    atomic_fetch_add(&p->published, 1);
+    return &s->base;
+}
+
+static const otelprof_tracer_ops wtracer_ops = {
+    .sz = sizeof(otelprof_tracer_ops),
+    .start_span = wt_start_span,
+};
+
+/* ---- provider ---- */
+
+static otelprof_tracer *wp_get_tracer(otelprof_tracer_provider *provider, const char *name,
+                                      const char *version, const char *schema_url)
+{
+    struct wprovider *p = (struct wprovider *)provider;
+    otelprof_tracer *inner = p->inner->ops->get_tracer(p->inner, name, version, schema_url);
+    if (!inner)
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    struct wtracer *t;
+    for (t = p->tracers; t; t = t->next)
+        if (t->inner == inner)
+            break;
+    if (!t && (t = calloc(1, sizeof *t)) != NULL) {
+        t->base.ops = &wtracer_ops;
+        t->inner = inner;
+        t->p = p;
+        t->next = p->tracers;
+        p->tracers = t;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return t ? &t->base : NULL;
+}
+
+static otelprof_status wp_force_flush(otelprof_tracer_provider *provider, uint32_t timeout_ms)
+{
+    struct wprovider *p = (struct wprovider *)provider;
+    return p->inner->ops->force_flush(p->inner, timeout_ms);
+}
+
+static otelprof_status wp_shutdown(otelprof_tracer_provider *provider, uint32_t timeout_ms)
+{
+    struct wprovider *p = (struct wprovider *)provider;
+    return p->inner->ops->shutdown(p->inner, timeout_ms);
+}
+
+static void wp_free(otelprof_tracer_provider *provider)
+{
+    struct wprovider *p = (struct wprovider *)provider;
+    if (p->own_inner)
+        p->inner->ops->free(p->inner);
+    while (p->tracers) {
+        struct wtracer *t = p->tracers;
+        p->tracers = t->next;
+        free(t);
+    }
+    for (size_t k = 0; k < p->n_keys; k++) {
+        free(p->keys[k]);
+        free(p->guards[k].slots);
+    }
+    free(p->name_guard.slots);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static const otelprof_tracer_provider_ops wprovider_ops = {
+    .sz = sizeof(otelprof_tracer_provider_ops),
+    .get_tracer = wp_get_tracer,
+    .force_flush = wp_force_flush,
+    .shutdown = wp_shutdown,
+    .free = wp_free,
+};
+
+otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider *inner,
+                                                        const otelprof_wrap_opts *opts,
+                                                        otelprof_status *err)
+{
+    otelprof_status dummy;
+    if (!err)
+        err = &dummy;
+    otelprof_wrap_opts o = {0};
+    if (opts) {
+        if (opts->sz < sizeof(size_t)) {
+            *err = OTELPROF_E_INVAL;
+            return NULL;
+        }
+        memcpy(&o, opts, opts->sz < sizeof o ? opts->sz : sizeof o);
+        for (size_t i = sizeof o; i < opts->sz; i++) {
+            if (((const unsigned char *)opts)[i]) {
+                *err = OTELPROF_E_OPTS;
+                return NULL;
+            }
+        }
+    }
+    if (!inner || !inner->ops || o.n_attribute_keys > MAX_KEYS ||
+        (o.n_attribute_keys && !o.attribute_keys)) {
+        *err = OTELPROF_E_INVAL;
+        return NULL;
+    }
+    struct wprovider *p = calloc(1, sizeof *p);
+    if (!p) {
+        *err = OTELPROF_E_NOMEM;
+        return NULL;
+    }
+    p->base.ops = &wprovider_ops;
+    p->inner = inner;
+    p->own_inner = o.take_ownership;
+    p->local_roots_only = o.local_roots_only;
+    p->skip_unsampled = o.skip_unsampled;
+    pthread_mutex_init(&p->lock, NULL);
+    uint32_t max = o.max_distinct_values ? o.max_distinct_values : DEFAULT_GUARD;
+    otelprof_status rc = OTELPROF_OK;
+    for (size_t k = 0; k < o.n_attribute_keys && rc == OTELPROF_OK; k++) {
+        if (!o.attribute_keys[k]) {
+            rc = OTELPROF_E_INVAL;
+            break;
+        }
+        rc = otelprof_key_register(o.attribute_keys[k], &p->key_index[k]);
+        if (rc == OTELPROF_OK && ((p->keys[k] = strdup(o.attribute_keys[k])) == NULL ||
+                                  guard_init(&p->guards[k], max) != 0))
+            rc = OTELPROF_E_NOMEM;
+        p->n_keys = k + 1;
+    }
+    if (rc == OTELPROF_OK && o.span_name_key) {
+        rc = otelprof_key_register(o.span_name_key, &p->name_key_index);
+        if (rc == OTELPROF_OK && guard_init(&p->name_guard, max) != 0)
+            rc = OTELPROF_E_NOMEM;
+        p->have_name_key = rc == OTELPROF_OK;
+    }
+    if (rc != OTELPROF_OK) {
+        p->own_inner = false; /* the caller keeps `inner` on failure */
+        wp_free(&p->base);
+        *err = rc;
+        return NULL;
+    }
+    *err = OTELPROF_OK;
+    return &p->base;
+}
+
+otelprof_status otelprof_wrap_get_stats(otelprof_tracer_provider *wrapped, otelprof_wrap_stats *out)
+{
+    if (!wrapped || wrapped->ops != &wprovider_ops || !out)
+        return OTELPROF_E_INVAL;
+    struct wprovider *p = (struct wprovider *)wrapped;
+    out->published = atomic_load(&p->published);
+    out->not_published = atomic_load(&p->not_published);
+    out->attach_failed = atomic_load(&p->attach_failed);
+    out->values_dropped = atomic_load(&p->values_dropped);
+    out->ended_on_other_thread = atomic_load(&p->other_thread);
+    return OTELPROF_OK;
+}
