@@ -5,3 +5,7 @@ otelprof_c_test(test-context
         custom_labels custom_labels_hex shutdown resource_env resource_env_malformed
   CONCURRENT_CASES concurrency signal_handler
   LABELS core)
+# The signal test wants a CPU for each of its two threads.
+foreach(f static shared)
+  set_tests_properties(test-context.signal_handler.${f} PROPERTIES RUN_SERIAL TRUE TIMEOUT 120)
+endforeach()
