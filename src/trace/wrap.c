@@ -304,7 +304,9 @@ static bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t n)
         if (!attrs[i].key)
             continue;
         for (size_t k = 0; k < p->n_keys; k++) {
-            if (strcmp(attrs[i].key, p->keys[k]) != 0)
+            /* Cheap rejections first: most span attributes are not published ones. */
+            if (attrs[i].key != p->keys[k] &&
+                (attrs[i].key[0] != p->keys[k][0] || strcmp(attrs[i].key, p->keys[k]) != 0))
                 continue;
             char buf[VALUE_TEXT_MAX];
             size_t len = 0;
