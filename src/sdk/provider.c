@@ -540,10 +540,12 @@ static otelprof_status pr_shutdown(otelprof_tracer_provider *provider, uint32_t 
 static void free_owned(otelprof_resource *r, otelprof_sampler *s,
                        otelprof_span_processor *const *procs, size_t n)
 {
-    otelprof_resource_free(r);
-    otelprof_sampler_free(s);
+    /* Processors first: a batch worker still exporting after a timed-out shutdown reads
+     * span data that points at the resource (and the tracers' scopes, freed later). */
     for (size_t i = 0; procs && i < n; i++)
         otelprof_span_processor_free(procs[i]);
+    otelprof_resource_free(r);
+    otelprof_sampler_free(s);
 }
 
 static void pr_free(otelprof_tracer_provider *provider)
