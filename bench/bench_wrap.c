@@ -106,8 +106,8 @@ static double now_ns(void)
 static double run(otelprof_tracer *t, size_t spans, double *allocs)
 {
     otelprof_kv kv[] = {OTELPROF_KV_STR("http.route", "/fib"), OTELPROF_KV_INT("fib.n", 30)};
-    otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER,
-                                                           .attrs = kv, .n_attrs = 2);
+    otelprof_span_start_opts so =
+        OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER, .attrs = kv, .n_attrs = 2);
     unsigned long a0 = atomic_load(&n_alloc);
     double t0 = now_ns();
     for (size_t i = 0; i < spans; i++) {
@@ -131,8 +131,8 @@ int main(int argc, char **argv)
     otelprof_init(NULL);
     otelprof_tracer_provider *plain = sdk();
     static const char *const keys[] = {"http.route"};
-    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1,
-                                               .take_ownership = true);
+    otelprof_wrap_opts wo =
+        OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1, .take_ownership = true);
     otelprof_status err;
     otelprof_tracer_provider *wrapped = otelprof_tracer_provider_wrap(sdk(), &wo, &err);
     if (!wrapped) {

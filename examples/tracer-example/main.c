@@ -91,10 +91,11 @@ int main(int argc, char **argv)
     if (!getenv("OTEL_SERVICE_NAME"))
         setenv("OTEL_SERVICE_NAME", "tracer-example", 0);
     otelprof_status rc = otelprof_init(NULL);
-    otelprof_tracer_provider *sdk = rc == OTELPROF_OK ? otelprof_sdk_provider_new_from_env(&rc) : NULL;
+    otelprof_tracer_provider *sdk =
+        rc == OTELPROF_OK ? otelprof_sdk_provider_new_from_env(&rc) : NULL;
     static const char *const keys[] = {"http.route"};
-    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1,
-                                               .take_ownership = true);
+    otelprof_wrap_opts wo =
+        OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1, .take_ownership = true);
     otelprof_tracer_provider *provider = sdk ? otelprof_tracer_provider_wrap(sdk, &wo, &rc) : NULL;
     if (!provider) {
         fprintf(stderr, "tracer-example: %s\n", otelprof_strerror(rc));
@@ -102,9 +103,9 @@ int main(int argc, char **argv)
     }
     tracer = otelprof_tracer_provider_get_tracer(provider, "tracer-example", "0.1.0", NULL);
 
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                                                MHD_USE_ERROR_LOG,
-                                            (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_END);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+        (uint16_t)port, NULL, NULL, handle, NULL, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "tracer-example: cannot listen on port %u\n", port);
         otelprof_tracer_provider_free(provider);

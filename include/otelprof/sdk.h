@@ -85,8 +85,7 @@ typedef struct otelprof_span_data {
 OTELPROF_API otelprof_resource *otelprof_resource_new(void);
 OTELPROF_API otelprof_resource *otelprof_resource_new_from_env(void);
 OTELPROF_API otelprof_status otelprof_resource_put(otelprof_resource *r, const otelprof_kv *kv);
-OTELPROF_API const otelprof_kv *otelprof_resource_attributes(const otelprof_resource *r,
-                                                            size_t *n);
+OTELPROF_API const otelprof_kv *otelprof_resource_attributes(const otelprof_resource *r, size_t *n);
 OTELPROF_API void otelprof_resource_free(otelprof_resource *r);
 
 /* ---- sampler ---- */
@@ -191,7 +190,8 @@ typedef struct otelprof_batch_opts {
     uint32_t export_timeout_ms;     /* 0: OTEL_BSP_EXPORT_TIMEOUT or 30000 */
     uint32_t max_export_batch_size; /* 0: OTEL_BSP_MAX_EXPORT_BATCH_SIZE or 512 */
 } otelprof_batch_opts;
-#define OTELPROF_BATCH_OPTS(...) ((otelprof_batch_opts){.sz = sizeof(otelprof_batch_opts), __VA_ARGS__})
+#define OTELPROF_BATCH_OPTS(...)                                                                   \
+    ((otelprof_batch_opts){.sz = sizeof(otelprof_batch_opts), __VA_ARGS__})
 
 /* A bounded queue drained by one background thread (started here: the only thread the
  * SDK creates). on_end never blocks: a full queue drops the span and counts it. Takes

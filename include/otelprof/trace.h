@@ -51,7 +51,8 @@ typedef struct otelprof_value {
         int64_t i;
         double d;
         struct {
-            const void *items; /* const char *const[], const bool[], const int64_t[], const double[] */
+            const void
+                *items; /* const char *const[], const bool[], const int64_t[], const double[] */
             size_t n;
         } array;
     } u;
@@ -66,12 +67,11 @@ typedef struct otelprof_kv {
 #define OTELPROF_NUL_TERMINATED ((size_t)-1)
 #endif
 
-#define OTELPROF_KV_STR(k, v)                                                                     \
+#define OTELPROF_KV_STR(k, v)                                                                      \
     ((otelprof_kv){(k), {.type = OTELPROF_VALUE_STRING, .u.str = {(v), OTELPROF_NUL_TERMINATED}}})
-#define OTELPROF_KV_BOOL(k, v) ((otelprof_kv){(k), {.type = OTELPROF_VALUE_BOOL, .u.b = (v)}})
-#define OTELPROF_KV_INT(k, v)  ((otelprof_kv){(k), {.type = OTELPROF_VALUE_INT, .u.i = (v)}})
-#define OTELPROF_KV_DOUBLE(k, v)                                                                  \
-    ((otelprof_kv){(k), {.type = OTELPROF_VALUE_DOUBLE, .u.d = (v)}})
+#define OTELPROF_KV_BOOL(k, v)   ((otelprof_kv){(k), {.type = OTELPROF_VALUE_BOOL, .u.b = (v)}})
+#define OTELPROF_KV_INT(k, v)    ((otelprof_kv){(k), {.type = OTELPROF_VALUE_INT, .u.i = (v)}})
+#define OTELPROF_KV_DOUBLE(k, v) ((otelprof_kv){(k), {.type = OTELPROF_VALUE_DOUBLE, .u.d = (v)}})
 
 /* ---- spans ---- */
 
@@ -110,7 +110,7 @@ typedef struct otelprof_span_start_opts {
     const otelprof_link *links;
     size_t n_links;
 } otelprof_span_start_opts;
-#define OTELPROF_SPAN_START_OPTS(...)                                                             \
+#define OTELPROF_SPAN_START_OPTS(...)                                                              \
     ((otelprof_span_start_opts){.sz = sizeof(otelprof_span_start_opts), __VA_ARGS__})
 
 typedef struct otelprof_span otelprof_span;
@@ -185,8 +185,8 @@ OTELPROF_API const otelprof_span_context *otelprof_span_get_context(const otelpr
 OTELPROF_API bool otelprof_span_is_recording(const otelprof_span *span);
 OTELPROF_API void otelprof_span_set_attributes(otelprof_span *span, const otelprof_kv *attrs,
                                                size_t n);
-OTELPROF_API void otelprof_span_add_event(otelprof_span *span, const char *name,
-                                          uint64_t time_ns, const otelprof_kv *attrs, size_t n);
+OTELPROF_API void otelprof_span_add_event(otelprof_span *span, const char *name, uint64_t time_ns,
+                                          const otelprof_kv *attrs, size_t n);
 OTELPROF_API void otelprof_span_add_link(otelprof_span *span, const otelprof_link *link);
 OTELPROF_API void otelprof_span_set_status(otelprof_span *span, otelprof_span_status code,
                                            const char *description);

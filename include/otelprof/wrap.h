@@ -46,20 +46,21 @@ typedef struct otelprof_wrap_opts {
     /* Free `inner` when the wrapper is freed. */
     bool take_ownership;
 } otelprof_wrap_opts;
-#define OTELPROF_WRAP_OPTS(...) ((otelprof_wrap_opts){.sz = sizeof(otelprof_wrap_opts), __VA_ARGS__})
+#define OTELPROF_WRAP_OPTS(...)                                                                    \
+    ((otelprof_wrap_opts){.sz = sizeof(otelprof_wrap_opts), __VA_ARGS__})
 
 /* Wrap `inner` (not owned unless opts->take_ownership). opts may be NULL. Registers the
  * attribute keys with otelprof_key_register (initialising otelprof if needed). NULL on
  * error, with *err (when non-NULL) set. Thread-safe; not async-signal-safe. Since 0.1. */
-OTELPROF_API otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider *inner,
-                                                                     const otelprof_wrap_opts *opts,
-                                                                     otelprof_status *err);
+OTELPROF_API otelprof_tracer_provider *
+otelprof_tracer_provider_wrap(otelprof_tracer_provider *inner, const otelprof_wrap_opts *opts,
+                              otelprof_status *err);
 
 typedef struct otelprof_wrap_stats {
-    uint64_t published;           /* spans whose context was attached */
-    uint64_t not_published;       /* skipped by the options (unsampled, not a local root) */
-    uint64_t attach_failed;       /* otelprof_attach refused (depth, ...) */
-    uint64_t values_dropped;      /* attribute values left out by the cardinality guard */
+    uint64_t published;      /* spans whose context was attached */
+    uint64_t not_published;  /* skipped by the options (unsampled, not a local root) */
+    uint64_t attach_failed;  /* otelprof_attach refused (depth, ...) */
+    uint64_t values_dropped; /* attribute values left out by the cardinality guard */
     uint64_t ended_on_other_thread;
 } otelprof_wrap_stats;
 
