@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "util/opts.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -519,16 +520,9 @@ otelprof_status otelprof_init(const otelprof_init_opts *opts)
 {
     static const otelprof_init_opts zero;
     otelprof_init_opts o = zero;
-    if (opts) {
-        if (opts->sz < sizeof(size_t))
-            return OTELPROF_E_INVAL;
-        /* Accept smaller (older) structs; reject a newer struct's unknown non-zero bytes. */
-        size_t n = opts->sz < sizeof o ? opts->sz : sizeof o;
-        memcpy(&o, opts, n);
-        for (size_t i = sizeof o; i < opts->sz; i++)
-            if (((const unsigned char *)opts)[i] != 0)
-                return OTELPROF_E_OPTS;
-    }
+    otelprof_status orc = op_opts_copy(&o, sizeof o, opts);
+    if (orc != OTELPROF_OK)
+        return orc;
     pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&lock);
     if (atomic_load(&op_g_inited)) {

@@ -2,6 +2,7 @@
  * (https://opentelemetry.io/docs/specs/otel/protocol/exporter/). */
 #define _POSIX_C_SOURCE 200809L
 #include "otlp_internal.h"
+#include "util/opts.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -184,15 +185,9 @@ otelprof_status op_otlp_config_from_opts(op_otlp_config *cfg, const otelprof_otl
     memset(cfg, 0, sizeof *cfg);
     otelprof_otlp_opts o;
     memset(&o, 0, sizeof o);
-    if (opts) {
-        if (opts->sz < sizeof(size_t))
-            return OTELPROF_E_INVAL;
-        size_t n = opts->sz < sizeof o ? opts->sz : sizeof o;
-        memcpy(&o, opts, n);
-        for (size_t i = sizeof o; i < opts->sz; i++)
-            if (((const unsigned char *)opts)[i] != 0)
-                return OTELPROF_E_OPTS;
-    }
+    otelprof_status orc = op_opts_copy(&o, sizeof o, opts);
+    if (orc != OTELPROF_OK)
+        return orc;
     const char *ep = (o.endpoint && o.endpoint[0]) ? o.endpoint : OTELPROF_OTLP_DEFAULT_ENDPOINT;
     if (!op_otlp_endpoint_valid(ep)) {
         op_otlp_log(OTELPROF_LOG_ERROR, "otlp: endpoint \"%s\" is not an http:// or https:// URL",

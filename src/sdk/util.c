@@ -2,6 +2,7 @@
  * one-block deep copy of finished spans used by the batch processor and memory exporter. */
 #define _GNU_SOURCE
 #include "sdk_internal.h"
+#include "util/opts.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -302,13 +303,8 @@ bool ots_env_bool(const char *name)
 
 otelprof_status ots_opts_check(const void *opts, size_t sz, size_t ours_sz)
 {
-    if (sz < sizeof(size_t))
-        return OTELPROF_E_INVAL;
-    const unsigned char *b = opts;
-    for (size_t i = ours_sz; i < sz; i++)
-        if (b[i])
-            return OTELPROF_E_OPTS;
-    return OTELPROF_OK;
+    (void)sz; /* op_opts_check reads it from the struct itself */
+    return op_opts_check(opts, ours_sz);
 }
 
 /* ---- arena ---- */

@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include <otelprof/wrap.h>
 
+#include "util/opts.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -578,19 +580,8 @@ otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider
     if (!err)
         err = &dummy;
     otelprof_wrap_opts o = {0};
-    if (opts) {
-        if (opts->sz < sizeof(size_t)) {
-            *err = OTELPROF_E_INVAL;
-            return NULL;
-        }
-        memcpy(&o, opts, opts->sz < sizeof o ? opts->sz : sizeof o);
-        for (size_t i = sizeof o; i < opts->sz; i++) {
-            if (((const unsigned char *)opts)[i]) {
-                *err = OTELPROF_E_OPTS;
-                return NULL;
-            }
-        }
-    }
+    if ((*err = op_opts_copy(&o, sizeof o, opts)) != OTELPROF_OK)
+        return NULL;
     if (!inner || !inner->ops || o.n_attribute_keys > MAX_KEYS ||
         (o.n_attribute_keys && !o.attribute_keys)) {
         *err = OTELPROF_E_INVAL;
