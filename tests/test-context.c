@@ -841,12 +841,14 @@ static bool payload_contains(const char *needle)
 
 static void test_resource_env(void)
 {
-    setenv("OTEL_RESOURCE_ATTRIBUTES", " deployment.environment = prod%20eu ,team=core%2Cinfra", 1);
+    setenv("OTEL_RESOURCE_ATTRIBUTES",
+           " deployment.environment = prod%20eu ,team=core%2Cinfra,,empty.value=", 1);
     setenv("OTEL_SERVICE_NAME", "checkout", 1);
     ASSERT_OK(otelprof_init(NULL));
     ASSERT_TRUE(payload_contains("deployment.environment"));
     ASSERT_TRUE(payload_contains("prod eu"));
     ASSERT_TRUE(payload_contains("core,infra"));
+    ASSERT_TRUE(payload_contains("empty.value")); /* empty values are allowed, as in the SDK */
     ASSERT_TRUE(payload_contains("checkout"));
     ASSERT_TRUE(payload_contains("tlsdesc_v1_dev"));
     ASSERT_TRUE(!payload_contains("unknown_service"));

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "util/kvlist.h"
 #include "util/opts.h"
 
 #include <errno.h>
@@ -373,83 +374,50 @@ static int res_set(const char *key, const char *value, int from_api)
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+/* One OTEL_RESOURCE_ATTRIBUTES member into a temporary list. */
+struct kv_tmp {
+    struct kv *items;
+    size_t n, cap;
+};
 
-/* Trim spaces/tabs and percent-decode s[0..n) into out (NUL-terminated). -1 on a bad
- * escape or an empty result. */
-static int decode_member(const char *s, size_t n, char *out)
+static bool take_member(void *arg, const char *key, size_t klen, const char *value, size_t vlen)
 {
-    while (n && (*s == ' ' || *s == '\t'))
-        s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
+    struct kv_tmp *t = arg;
+    if (!op_utf8_valid((const unsigned char *)key, klen) ||
+        !op_utf8_valid((const unsigned char *)value, vlen) || strlen(value) != vlen)
+        return false;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 8;
+        struct kv *n = realloc(t->items, cap * sizeof *n);
+        if (!n)
+            return false;
+        t->items = n;
+        t->cap = cap;
     }
-    out[o] = '\0';
-    return o ? 0 : -1;
+    t->items[t->n].key = strdup(key);
+    t->items[t->n].value = strdup(value);
+    t->n++;
+    return t->items[t->n - 1].key && t->items[t->n - 1].value;
 }
 
-/* OTEL_RESOURCE_ATTRIBUTES: key1=value1,key2=value2 (W3C baggage-like, percent-encoded).
- * On any malformed member the whole value is discarded, as the OTel SDK spec asks. */
+/* OTEL_RESOURCE_ATTRIBUTES: on any malformed member the whole value is discarded, as the
+ * OTel SDK spec asks (src/util/kvlist.h, shared with the SDK's resource). */
 static void env_resource_attributes(void)
 {
     const char *v = getenv("OTEL_RESOURCE_ATTRIBUTES");
     if (!v || !*v)
         return;
-    size_t n = strlen(v);
-    char *key = malloc(n + 1), *val = malloc(n + 1);
-    struct kv *tmp = calloc(n / 2 + 1, sizeof *tmp);
-    size_t ntmp = 0;
-    bool bad = !key || !val || !tmp;
-    const char *p = v;
-    while (!bad && *p) {
-        const char *comma = strchr(p, ',');
-        size_t mlen = comma ? (size_t)(comma - p) : strlen(p);
-        const char *eq = memchr(p, '=', mlen);
-        if (!eq || decode_member(p, (size_t)(eq - p), key) != 0 ||
-            decode_member(eq + 1, mlen - (size_t)(eq - p) - 1, val) != 0) {
-            bad = true;
-            break;
-        }
-        tmp[ntmp].key = strdup(key);
-        tmp[ntmp].value = strdup(val);
-        if (!tmp[ntmp].key || !tmp[ntmp].value)
-            bad = true;
-        ntmp++;
-        p = comma ? comma + 1 : p + mlen;
-    }
+    struct kv_tmp t = {0};
+    bool bad = op_kvlist_parse(v, take_member, &t) != 0;
     if (bad)
         op_log(OTELPROF_LOG_WARN, "OTEL_RESOURCE_ATTRIBUTES is malformed; ignoring all of it");
-    for (size_t i = 0; i < ntmp; i++) {
+    for (size_t i = 0; i < t.n; i++) {
         if (!bad)
-            (void)res_set(tmp[i].key, tmp[i].value, 0);
-        free(tmp[i].key);
-        free(tmp[i].value);
+            (void)res_set(t.items[i].key, t.items[i].value, 0);
+        free(t.items[i].key);
+        free(t.items[i].value);
     }
-    free(tmp);
-    free(key);
-    free(val);
+    free(t.items);
 }
 
 /* OTELPROF_FORMATS: comma list of thread_ctx, process_ctx, custom_labels, all, none. */

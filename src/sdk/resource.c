@@ -3,6 +3,7 @@
  * https://opentelemetry.io/docs/specs/semconv/resource/#telemetry-sdk */
 #define _GNU_SOURCE
 #include "sdk_internal.h"
+#include "util/kvlist.h"
 
 #include <otelprof/version.h>
 
@@ -87,80 +88,20 @@ otelprof_resource *otelprof_resource_new(void)
 
 /* ---- OTEL_RESOURCE_ATTRIBUTES ---- */
 
-static int hexval(char c)
+static bool take_member(void *arg, const char *key, size_t klen, const char *value, size_t vlen)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Trim spaces/tabs, percent-decode s[0..n) into out; *out_len gets the decoded length.
- * false on a bad escape or invalid UTF-8 after decoding. */
-static bool decode(const char *s, size_t n, char *out, size_t *out_len)
-{
-    while (n && is_ows(*s))
-        s++, n--;
-    while (n && is_ows(s[n - 1]))
-        n--;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            out[o++] = s[i];
-            continue;
-        }
-        if (i + 2 >= n)
-            return false;
-        int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-        if (hi < 0 || lo < 0)
-            return false;
-        out[o++] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    out[o] = '\0';
-    *out_len = o;
-    return ots_utf8_valid(out, o);
+    (void)klen;
+    return ots_utf8_valid(key, klen) && ots_utf8_valid(value, vlen) &&
+           put_str(arg, key, value, vlen) == OTELPROF_OK;
 }
 
 /* Parse the whole list into a temporary resource first: a malformed member discards
  * everything (resource SDK spec, "Specifying resource information via an environment
- * variable"). Empty members (",," or a trailing comma) are skipped. */
+ * variable"); the grammar is shared with the core's process context (src/util/kvlist.h). */
 static void apply_resource_attributes(otelprof_resource *r, const char *v)
 {
-    size_t len = strlen(v);
-    char *key = malloc(len + 1), *val = malloc(len + 1);
     otelprof_resource tmp = {0};
-    bool bad = !key || !val;
-    const char *p = v;
-    while (!bad && *p) {
-        size_t mlen = strcspn(p, ",");
-        const char *eq = memchr(p, '=', mlen);
-        size_t klen = 0, vlen = 0;
-        bool blank = true;
-        for (size_t i = 0; i < mlen; i++)
-            blank = blank && is_ows(p[i]);
-        if (!blank) {
-            if (!eq || !decode(p, (size_t)(eq - p), key, &klen) || klen == 0 ||
-                !decode(eq + 1, mlen - (size_t)(eq - p) - 1, val, &vlen)) {
-                bad = true;
-                break;
-            }
-            if (put_str(&tmp, key, val, vlen) != OTELPROF_OK)
-                bad = true;
-        }
-        p += mlen;
-        if (*p == ',')
-            p++;
-    }
-    if (bad) {
+    if (op_kvlist_parse(v, take_member, &tmp) != 0) {
         ots_log(OTELPROF_LOG_WARN,
                 "OTEL_RESOURCE_ATTRIBUTES is malformed (a member without '=', an empty key, a "
                 "bad %%-escape or invalid UTF-8); ignoring all of it");
@@ -172,8 +113,6 @@ static void apply_resource_attributes(otelprof_resource *r, const char *v)
     for (size_t i = 0; i < tmp.n; i++)
         free((void *)tmp.attrs[i].key);
     free(tmp.attrs);
-    free(key);
-    free(val);
 }
 
 otelprof_resource *otelprof_resource_new_from_env(void)
