@@ -17,11 +17,9 @@
 
 #define OTELPROF_HIDDEN __attribute__((visibility("hidden")))
 
-/* Log through the core's log callback (otelprof_set_log). The core's op_log is a hidden
- * symbol of libotelprof: reachable when the core is linked statically, not through
- * libotelprof.so, so it is referenced weakly; without it only OTELPROF_LOG=stderr works. */
-OTELPROF_HIDDEN void op_otlp_log(otelprof_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The tracing library's logger (src/sdk/log.c): the exporter lives in the same library. */
+void ots_log(otelprof_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define op_otlp_log ots_log
 
 /* ---------------------------------------------------------------------------------------
  * Protobuf wire format, written from the end of the buffer towards its start.
