@@ -1,6 +1,7 @@
-/* otelprof: command-line front end. `otelprof <command> [args]`; `inspect` today, room
- * for `record` (an eBPF sampler reusing otelprof_reader) later. */
+/* otelprof: command-line front end. `otelprof <command> [args]`: `inspect` (read what
+ * profilers would read) and `record` (an eBPF sampler reusing otelprof_reader). */
 #include "cli.h"
+#include "../record/record_cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@ static void usage(FILE *f)
             "commands:\n"
             "  inspect [--json] PID   show the trace context each thread of PID publishes\n"
             "                         (OTel thread context, OTel process context, custom labels)\n"
+            "  record [options]       sample CPU per trace with eBPF (otelprof record --help)\n"
             "\n"
             "Run `otelprof <command> --help` for a command's options.\n");
 }
@@ -35,6 +37,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "inspect") == 0)
         return cli_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "record") == 0)
+        return cli_record(argc - 1, argv + 1);
     fprintf(stderr, "otelprof: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return CLI_EXIT_USAGE;
