@@ -8,7 +8,7 @@ packages=(
   clang libclang-rt-14-dev clang-format cppcheck valgrind
   bpftrace protobuf-compiler libbpf-dev bpftool
   libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev curl
-  golang-go chromium
+  golang-go chromium libcivetweb-dev wrk
 )
 
 missing=()

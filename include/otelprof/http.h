@@ -75,7 +75,8 @@ typedef struct otelprof_http_opts {
     /* Do not publish http.route in the thread-context record. */
     bool no_thread_route;
 } otelprof_http_opts;
-#define OTELPROF_HTTP_OPTS(...) ((otelprof_http_opts){.sz = sizeof(otelprof_http_opts), __VA_ARGS__})
+#define OTELPROF_HTTP_OPTS(...)                                                                    \
+    ((otelprof_http_opts){.sz = sizeof(otelprof_http_opts), __VA_ARGS__})
 
 /* One request seen by a middleware. Owned by the middleware; hold it past the request's
  * callbacks only through otelprof_http_request_ref. */
@@ -95,7 +96,8 @@ OTELPROF_API void otelprof_http_request_unref(otelprof_http_request *r);
 
 /* The context published for r (the SERVER span's, or the propagation-only one); valid as
  * long as r is. NULL when r is NULL or not started yet. Thread-safe. Since 0.1. */
-OTELPROF_API const otelprof_span_context *otelprof_http_request_context(const otelprof_http_request *r);
+OTELPROF_API const otelprof_span_context *
+otelprof_http_request_context(const otelprof_http_request *r);
 
 /* The SERVER span, to add attributes or events while the request runs; NULL in
  * propagation-only mode and once the request has completed (the middleware ends it). Use
@@ -134,13 +136,25 @@ OTELPROF_API otelprof_status otelprof_http_request_leave(otelprof_http_call *cal
 /* ---------------------------------------------------------------------------------------
  * libmicrohttpd (include <microhttpd.h>; available when libotelprof-http was built with it)
  * ------------------------------------------------------------------------------------- */
+/* Declared only when <microhttpd.h> is available: the library's sources say so with
+ * OTELPROF_HTTP_HAVE_MHD; otherwise the header looks for it (and compiles, empty of these parts,
+ * without it). */
+#ifndef OTELPROF_HTTP_HAVE_MHD
 #if defined(__has_include)
 #if __has_include(<microhttpd.h>)
-#include <sys/types.h>
+#define OTELPROF_HTTP_HAVE_MHD 1
+#else
+#define OTELPROF_HTTP_HAVE_MHD 0
+#endif
+#else
+#define OTELPROF_HTTP_HAVE_MHD 1
+#endif
+#endif
+#if OTELPROF_HTTP_HAVE_MHD
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <microhttpd.h>
-#endif
 #endif
 
 #ifdef MHD_VERSION
@@ -207,24 +221,18 @@ OTELPROF_API const struct MHD_OptionItem *otelprof_mhd_options(const otelprof_mh
  * seen and make the header invalid) and starts the SERVER span; on every call publishes
  * the request's context around the application's handler and restores the thread's
  * previous context afterwards. Since 0.1. */
-OTELPROF_API OTELPROF_MHD_RESULT otelprof_mhd_access_handler(void *cls,
-                                                             struct MHD_Connection *connection,
-                                                             const char *url, const char *method,
-                                                             const char *version,
-                                                             const char *upload_data,
-                                                             size_t *upload_data_size,
-                                                             void **req_cls);
+OTELPROF_API OTELPROF_MHD_RESULT otelprof_mhd_access_handler(
+    void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls);
 
 /* MHD_create_response_from_callback whose reader (and free callback) run with the context
  * of the request being handled on the calling thread when the response is created
  * (called from a wrapped handler); outside a request it is the plain function. A response
  * queued on several connections is attributed to the request that created it.
  * Since 0.1. */
-OTELPROF_API struct MHD_Response *otelprof_mhd_response_from_callback(uint64_t size,
-                                                                      size_t block_size,
-                                                                      MHD_ContentReaderCallback crc,
-                                                                      void *crc_cls,
-                                                                      MHD_ContentReaderFreeCallback crfc);
+OTELPROF_API struct MHD_Response *
+otelprof_mhd_response_from_callback(uint64_t size, size_t block_size, MHD_ContentReaderCallback crc,
+                                    void *crc_cls, MHD_ContentReaderFreeCallback crfc);
 
 /* MHD_suspend_connection from a wrapped handler, returning a reference on the request
  * (NULL outside a request: the connection is still suspended). Work done for it
@@ -232,8 +240,7 @@ OTELPROF_API struct MHD_Response *otelprof_mhd_response_from_callback(uint64_t s
  * connection (MHD then calls the handler again, published as usual) and drops the
  * reference. The daemon needs MHD_ALLOW_SUSPEND_RESUME. Since 0.1. */
 OTELPROF_API otelprof_http_request *otelprof_mhd_suspend(struct MHD_Connection *connection);
-OTELPROF_API void otelprof_mhd_resume(struct MHD_Connection *connection,
-                                      otelprof_http_request *r);
+OTELPROF_API void otelprof_mhd_resume(struct MHD_Connection *connection, otelprof_http_request *r);
 #endif /* MHD_VERSION */
 
 #ifdef __cplusplus

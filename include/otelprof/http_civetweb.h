@@ -27,6 +27,21 @@
 
 #include <otelprof/http.h>
 
+/* Declared only when <civetweb.h> is available: the library's sources say so with
+ * OTELPROF_HTTP_HAVE_CIVETWEB; otherwise the header looks for it (and compiles, empty of these
+ * parts, without it). */
+#ifndef OTELPROF_HTTP_HAVE_CIVETWEB
+#if defined(__has_include)
+#if __has_include(<civetweb.h>)
+#define OTELPROF_HTTP_HAVE_CIVETWEB 1
+#else
+#define OTELPROF_HTTP_HAVE_CIVETWEB 0
+#endif
+#else
+#define OTELPROF_HTTP_HAVE_CIVETWEB 1
+#endif
+#endif
+#if OTELPROF_HTTP_HAVE_CIVETWEB
 #include <civetweb.h>
 
 #ifdef __cplusplus
@@ -51,4 +66,5 @@ OTELPROF_API void otelprof_civetweb_free(otelprof_civetweb *cw);
 #ifdef __cplusplus
 }
 #endif
+#endif /* OTELPROF_HTTP_HAVE_CIVETWEB */
 #endif

@@ -19,6 +19,21 @@
 #include <otelprof/propagation.h>
 #include <otelprof/trace.h>
 
+/* Declared only when <curl/curl.h> is available: the library's sources say so with
+ * OTELPROF_HTTP_HAVE_CURL; otherwise the header looks for it (and compiles, empty of these parts,
+ * without it). */
+#ifndef OTELPROF_HTTP_HAVE_CURL
+#if defined(__has_include)
+#if __has_include(<curl/curl.h>)
+#define OTELPROF_HTTP_HAVE_CURL 1
+#else
+#define OTELPROF_HTTP_HAVE_CURL 0
+#endif
+#else
+#define OTELPROF_HTTP_HAVE_CURL 1
+#endif
+#endif
+#if OTELPROF_HTTP_HAVE_CURL
 #include <curl/curl.h>
 
 #ifdef __cplusplus
@@ -42,7 +57,8 @@ typedef struct otelprof_curl_opts {
     const otelprof_propagators *propagators; /* NULL: tracecontext */
     const char *method;                      /* http.request.method; NULL: "GET" */
 } otelprof_curl_opts;
-#define OTELPROF_CURL_OPTS(...) ((otelprof_curl_opts){.sz = sizeof(otelprof_curl_opts), __VA_ARGS__})
+#define OTELPROF_CURL_OPTS(...)                                                                    \
+    ((otelprof_curl_opts){.sz = sizeof(otelprof_curl_opts), __VA_ARGS__})
 
 typedef struct otelprof_curl_call otelprof_curl_call;
 
@@ -62,7 +78,8 @@ OTELPROF_API otelprof_status otelprof_curl_begin(CURL *easy, const char *url,
 
 /* The context that was propagated (the CLIENT span's, or the current one), or NULL when
  * none was. Valid until otelprof_curl_end. Since 0.1. */
-OTELPROF_API const otelprof_span_context *otelprof_curl_call_context(const otelprof_curl_call *call);
+OTELPROF_API const otelprof_span_context *
+otelprof_curl_call_context(const otelprof_curl_call *call);
 
 /* After the transfer: records http.response.status_code (and status ERROR with error.type
  * for a transport error or a status >= 400), ends the CLIENT span, sets CURLOPT_HTTPHEADER
@@ -72,4 +89,5 @@ OTELPROF_API void otelprof_curl_end(otelprof_curl_call *call, CURLcode result);
 #ifdef __cplusplus
 }
 #endif
+#endif /* OTELPROF_HTTP_HAVE_CURL */
 #endif

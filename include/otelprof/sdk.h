@@ -77,6 +77,15 @@ typedef struct otelprof_span_data {
     const otelprof_resource *resource;
 } otelprof_span_data;
 
+/* ---- ids ---- */
+
+/* Random W3C ids from the SDK's per-thread generator (xoshiro256**, seeded from getrandom
+ * per thread and again in a forked child); never all zero. The trace ids are random in all
+ * 16 bytes, so a span using them may set the random-trace-id flag. Thread-safe; not
+ * async-signal-safe. Since 0.1. */
+OTELPROF_API void otelprof_random_trace_id(uint8_t out[16]);
+OTELPROF_API void otelprof_random_span_id(uint8_t out[8]);
+
 /* ---- resource ---- */
 
 /* A resource: string/bool/int/double attributes. Starts with service.name (default

@@ -118,3 +118,13 @@ void ots_new_span_id(uint8_t out[8])
     } while (!v);
     put_be64(out, v);
 }
+
+void otelprof_random_trace_id(uint8_t out[16])
+{
+    ots_new_trace_id(out);
+}
+
+void otelprof_random_span_id(uint8_t out[8])
+{
+    ots_new_span_id(out);
+}
