@@ -1,5 +1,5 @@
 # Two entry points for a fresh Debian 12 machine (each installs what it needs):
-#   make demo   - build and run the demo, showing what a profiler reads from it
+#   make demo   - http-example + otelprof inspect + otelprof record (CPU per trace)
 #   make check  - the whole test suite (what CI runs)
 .PHONY: demo check build clean
 demo:
