@@ -1,8 +1,10 @@
 #!/bin/sh
-# Installs the Node.js test client's pinned npm packages (node/package-lock.json) into the
-# build tree with `npm ci`. Exit 77 (ctest: skipped) when node/npm are missing or the
-# registry cannot be reached; the node_client cases then skip on their own.
-#   npm-ci.sh <tests/http/node source dir> <destination dir>
+# Installs a test's pinned npm packages (its package.json + package-lock.json) into the
+# build tree, never the source tree, with `npm ci`; reinstalls only when the lock file
+# changed. Exit 77 (ctest: skipped) when node/npm are missing or the registry cannot be
+# reached; the tests that need the packages then skip on their own. Shared by the OTLP
+# receiver, the HTTP Node client and the pprof-format check.
+#   npm-ci.sh <dir with package-lock.json> <destination dir>
 src=$1
 dst=$2
 command -v node >/dev/null 2>&1 || { echo "SKIPPED: node not found"; exit 77; }
