@@ -299,8 +299,8 @@ static inline void hex(char *out, const uint8_t *in, size_t n)
 
 /* Custom-labels set for a record: the two id labels, then attributes that fit Parca's
  * reader (10 labels, keys <= 25 bytes: longer keys are left out rather than cut into
- * colliding names; values cut to 53 bytes at a character boundary). Returns bytes used. */
-static size_t cl_build(unsigned char *p, const struct tc_record *rec, size_t n_attrs)
+ * colliding names; values cut to 53 bytes at a character boundary). cl_size() bytes. */
+static void cl_build(unsigned char *p, const struct tc_record *rec, size_t n_attrs)
 {
     struct cl_labelset *ls = (struct cl_labelset *)p;
     struct cl_label *lab = (struct cl_label *)(p + sizeof *ls);
@@ -329,7 +329,6 @@ static size_t cl_build(unsigned char *p, const struct tc_record *rec, size_t n_a
     ls->storage = lab;
     ls->count = n;
     ls->capacity = n;
-    return sizeof *ls + nlab_max * sizeof *lab + 48;
 }
 
 static size_t cl_size(size_t n_attrs)
@@ -397,6 +396,33 @@ static inline void unreserve(struct tstate *st, struct frame *f)
     barrier();
 }
 
+/* The record header, the part every attach writes the same way. */
+static inline void write_header(struct tc_record *rec, const otelprof_context *ctx,
+                                size_t attrs_size)
+{
+    memcpy(rec->trace_id, ctx->trace_id, 16);
+    memcpy(rec->span_id, ctx->span_id, 8);
+    rec->valid = 1;
+    rec->trace_flags = ctx->trace_flags;
+    rec->attrs_size = (uint16_t)attrs_size;
+}
+
+/* Last steps of an attach: the custom-labels set (when on, at cl_mem), then point the
+ * reserved frame at the finished data, publish it and hand out the token. */
+static inline otelprof_status finish_attach(struct tstate *st, struct frame *f,
+                                            struct tc_record *rec, unsigned char *cl_mem,
+                                            size_t n_attrs, otelprof_token *token)
+{
+    if (cl_mem)
+        cl_build(cl_mem, rec, n_attrs);
+    barrier();
+    f->rec = rec;
+    f->cl = cl_mem;
+    publish(st, f);
+    *token = make_token(st, st->depth, f->seq);
+    return OTELPROF_OK;
+}
+
 static __attribute__((noinline)) otelprof_status attach_general(const otelprof_context *ctx,
                                                                 const otelprof_attr *attrs,
                                                                 size_t n_attrs,
@@ -430,11 +456,7 @@ static __attribute__((noinline)) otelprof_status attach_general(const otelprof_c
         return OTELPROF_E_DEPTH;
 
     struct tc_record *rec = (struct tc_record *)mem;
-    memcpy(rec->trace_id, ctx->trace_id, 16);
-    memcpy(rec->span_id, ctx->span_id, 8);
-    rec->valid = 1;
-    rec->trace_flags = ctx->trace_flags;
-    rec->attrs_size = (uint16_t)attrs_size;
+    write_header(rec, ctx, attrs_size);
     uint8_t *out = rec->attrs;
     for (size_t i = 0; i < n_attrs; i++) {
         size_t len = lens[i];
@@ -447,16 +469,7 @@ static __attribute__((noinline)) otelprof_status attach_general(const otelprof_c
         }
         out += len;
     }
-    void *cl = want_cl ? (void *)(mem + rec_bytes) : NULL;
-    if (cl)
-        cl_build(mem + rec_bytes, rec, n_attrs);
-
-    barrier();
-    f->rec = rec;
-    f->cl = cl;
-    publish(st, f);
-    *token = make_token(st, st->depth, f->seq);
-    return OTELPROF_OK;
+    return finish_attach(st, f, rec, want_cl ? mem + rec_bytes : NULL, n_attrs, token);
 }
 
 /* The common case of no attributes gets a lean path; everything else, and a thread's
@@ -482,22 +495,9 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
         return OTELPROF_E_DEPTH;
     }
     struct tc_record *rec = (struct tc_record *)mem;
-    memcpy(rec->trace_id, ctx->trace_id, 16);
-    memcpy(rec->span_id, ctx->span_id, 8);
-    rec->valid = 1;
-    rec->trace_flags = ctx->trace_flags;
-    rec->attrs_size = 0;
-    void *cl = NULL;
-    if (want_cl) {
-        cl = mem + align8(OTELPROF_RECORD_HEADER);
-        cl_build(cl, rec, 0);
-    }
-    barrier();
-    f->rec = rec;
-    f->cl = cl;
-    publish(st, f);
-    *token = make_token(st, st->depth, f->seq);
-    return OTELPROF_OK;
+    write_header(rec, ctx, 0);
+    return finish_attach(st, f, rec, want_cl ? mem + align8(OTELPROF_RECORD_HEADER) : NULL, 0,
+                         token);
 }
 
 otelprof_status otelprof_clear(otelprof_token *token)
