@@ -1,7 +1,9 @@
 # Warnings and sanitizers, applied per target (never by editing global flags).
+# Frame pointers everywhere: profilers (ours included) unwind user stacks through them, so
+# a sample inside otelprof or an example shows who called it.
 function(otelprof_target_flags tgt)
   target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
-    -Wmissing-prototypes $<$<BOOL:${OTELPROF_WERROR}>:-Werror>)
+    -Wmissing-prototypes -fno-omit-frame-pointer $<$<BOOL:${OTELPROF_WERROR}>:-Werror>)
   otelprof_target_sanitize(${tgt})
 endfunction()
 
