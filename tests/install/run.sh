@@ -40,7 +40,9 @@ for h in "$prefix"/include/otelprof/*.h; do
   name=otelprof/$(basename "$h")
   echo "#include <$name>" | c++ -std=c++11 -Wall -Wextra -Werror -x c++ -fsyntax-only -I "$prefix/include" - ||
     fail "$name does not compile as C++"
-  echo "#include <$name>" | cc -std=c11 -Wall -Wextra -Wpedantic -Werror -x c -fsyntax-only -I "$prefix/include" - ||
+  # (a C++-only header includes to nothing in C: the declaration keeps the unit non-empty)
+  printf '#include <%s>\nint otelprof_header_check;\n' "$name" |
+    cc -std=c11 -Wall -Wextra -Wpedantic -Werror -x c -fsyntax-only -I "$prefix/include" - ||
     fail "$name does not compile alone as C11"
 done
 echo "install.consumers: find_package (shared, static), pkg-config (shared, static), headers as C++: ok"
