@@ -9,6 +9,7 @@ packages=(
   bpftrace protobuf-compiler libbpf-dev bpftool
   libcurl4-openssl-dev zlib1g-dev libmicrohttpd-dev curl
   golang-go chromium libcivetweb-dev wrk
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev
 )
 
 missing=()

@@ -1,0 +1,756 @@
+// gRPC interceptor tests (issue 5): a real grpc++ server on 127.0.0.1 (ephemeral port)
+// with otelprof_grpc::ServerInterceptorFactory, real grpc++ clients.
+//   test-grpc-<flavour> <case>
+// The test Echo service replies with what otelprof_current() shows inside the handler:
+// "<trace_id hex>-<span_id hex>" or "none".
+#include "echo.grpc.pb.h"
+
+#include <otelprof/grpc.h>
+#include <otelprof/sdk.h>
+
+#include "test.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+using grpc::examples::echo::Echo;
+using grpc::examples::echo::EchoRequest;
+using grpc::examples::echo::EchoResponse;
+using Hook = grpc::experimental::InterceptionHookPoints;
+
+// ASSERT_STR_EQ of test.h keeps only the pointers: copy temporaries first.
+#define STR_EQ(a, b)                                                                               \
+    do {                                                                                           \
+        const std::string sa_(a), sb_(b);                                                          \
+        ASSERT_STR_EQ(sa_.c_str(), sb_.c_str());                                                   \
+    } while (0)
+
+namespace {
+
+std::string hex(const uint8_t *b, size_t n)
+{
+    static const char d[] = "0123456789abcdef";
+    std::string s;
+    for (size_t i = 0; i < n; i++) {
+        s += d[b[i] >> 4];
+        s += d[b[i] & 15];
+    }
+    return s;
+}
+
+std::string published()
+{
+    otelprof_context c{};
+    if (otelprof_current(&c, nullptr, 0, nullptr) != OTELPROF_OK)
+        return "none";
+    return hex(c.trace_id, 16) + "-" + hex(c.span_id, 8);
+}
+
+// ---- what the threads saw, per call (one call at a time in these tests) ----
+struct Seen {
+    std::mutex mu;
+    pthread_t handler{};
+    std::map<int, pthread_t> hook_thread; // first thread each hook ran on
+    std::map<int, std::string> hook_published; // otelprof_current at that hook
+    pthread_t dtor_thread{};
+    std::string dtor_published;
+    void reset()
+    {
+        std::lock_guard<std::mutex> l(mu);
+        hook_thread.clear();
+        hook_published.clear();
+        handler = dtor_thread = pthread_t{};
+        dtor_published.clear();
+    }
+} g_seen;
+
+// Registered after otelprof's interceptor: records which thread each hook point runs on
+// and what is published there (after otelprof's interceptor acted on that hook).
+class Recorder final : public grpc::experimental::Interceptor {
+  public:
+    void Intercept(grpc::experimental::InterceptorBatchMethods *m) override
+    {
+        if (getenv("GRPC_TEST_DUMP_MD") && m->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA))
+            for (const auto &kv : *m->GetRecvInitialMetadata())
+                std::printf("  md %.*s: %.*s\n", (int)kv.first.size(), kv.first.data(),
+                            (int)kv.second.size(), kv.second.data());
+        for (int h = 0; h < static_cast<int>(Hook::NUM_INTERCEPTION_HOOKS); h++) {
+            if (!m->QueryInterceptionHookPoint(static_cast<Hook>(h)))
+                continue;
+            std::lock_guard<std::mutex> l(g_seen.mu);
+            if (!g_seen.hook_thread.count(h)) {
+                g_seen.hook_thread[h] = pthread_self();
+                g_seen.hook_published[h] = published();
+            }
+        }
+        m->Proceed();
+    }
+    ~Recorder() override
+    {
+        std::lock_guard<std::mutex> l(g_seen.mu);
+        g_seen.dtor_thread = pthread_self();
+        g_seen.dtor_published = published();
+    }
+};
+
+// Registered before otelprof's interceptor. grpc++ runs send hooks in registration order
+// and receive hooks in reverse, so at POST_RECV_INITIAL_METADATA this one runs after
+// otelprof's interceptor (and the Recorder, registered last, before it).
+std::mutex g_before_mu;
+std::vector<std::pair<pthread_t, std::string>> g_before; // (thread, published) per call
+
+class BeforeRecorder final : public grpc::experimental::Interceptor {
+  public:
+    void Intercept(grpc::experimental::InterceptorBatchMethods *m) override
+    {
+        if (m->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA)) {
+            std::lock_guard<std::mutex> l(g_before_mu);
+            g_before.emplace_back(pthread_self(), published());
+        }
+        m->Proceed();
+    }
+};
+
+class BeforeRecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+  public:
+    grpc::experimental::Interceptor *
+    CreateServerInterceptor(grpc::experimental::ServerRpcInfo *) override
+    {
+        return new BeforeRecorder;
+    }
+};
+
+class RecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+  public:
+    grpc::experimental::Interceptor *
+    CreateServerInterceptor(grpc::experimental::ServerRpcInfo *) override
+    {
+        return new Recorder;
+    }
+};
+
+void note_handler()
+{
+    std::lock_guard<std::mutex> l(g_seen.mu);
+    g_seen.handler = pthread_self();
+}
+
+class SyncEcho final : public Echo::Service {
+    grpc::Status UnaryEcho(grpc::ServerContext *, const EchoRequest *req,
+                           EchoResponse *resp) override
+    {
+        note_handler();
+        if (req->message() == "fail")
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "asked to fail");
+        if (req->message() == "throw") // grpc++ turns this into UNKNOWN
+            throw std::runtime_error("asked to throw");
+        if (req->message() == "sleep") // outlives the client's deadline
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        resp->set_message(published());
+        return grpc::Status::OK;
+    }
+    grpc::Status BidirectionalStreamingEcho(
+        grpc::ServerContext *, grpc::ServerReaderWriter<EchoResponse, EchoRequest> *s) override
+    {
+        note_handler();
+        EchoRequest req;
+        while (s->Read(&req)) {
+            EchoResponse r;
+            r.set_message(published());
+            s->Write(r);
+        }
+        return grpc::Status::OK;
+    }
+};
+
+class CallbackEcho final : public Echo::CallbackService {
+    grpc::ServerUnaryReactor *UnaryEcho(grpc::CallbackServerContext *ctx, const EchoRequest *req,
+                                        EchoResponse *resp) override
+    {
+        note_handler();
+        resp->set_message(published());
+        grpc::ServerUnaryReactor *r = ctx->DefaultReactor();
+        if (req->message() == "later") // finished from another thread, after the handler returned
+            std::thread([r] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                r->Finish(grpc::Status::OK);
+            }).detach();
+        else
+            r->Finish(grpc::Status::OK);
+        return r;
+    }
+};
+
+struct Env {
+    otelprof_span_exporter *mem = nullptr;
+    otelprof_tracer_provider *provider = nullptr;
+    otelprof_tracer *tracer = nullptr;
+    std::unique_ptr<grpc::Server> server;
+    std::unique_ptr<grpc::Service> service;
+    int port = 0;
+
+    explicit Env(bool callback = false, otelprof_grpc::ServerOptions so = {}, bool with_tracer = true)
+    {
+        mem = otelprof_memory_exporter_new(0);
+        otelprof_span_processor *p = otelprof_simple_processor_new(mem);
+        otelprof_sdk_opts o = {};
+        o.sz = sizeof o;
+        o.sampler = otelprof_sampler_always_on();
+        o.processors = &p;
+        o.n_processors = 1;
+        otelprof_status err = OTELPROF_OK;
+        provider = otelprof_sdk_provider_new(&o, &err);
+        ASSERT_OK(err);
+        tracer = otelprof_tracer_provider_get_tracer(provider, "test-grpc", nullptr, nullptr);
+        if (with_tracer)
+            so.tracer = tracer;
+        if (callback)
+            service.reset(new CallbackEcho);
+        else
+            service.reset(new SyncEcho);
+        grpc::ServerBuilder b;
+        b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+        b.RegisterService(service.get());
+        std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> f;
+        f.emplace_back(new BeforeRecorderFactory);
+        f.emplace_back(new otelprof_grpc::ServerInterceptorFactory(so));
+        f.emplace_back(new RecorderFactory);
+        b.experimental().SetInterceptorCreators(std::move(f));
+        server = b.BuildAndStart();
+        ASSERT_TRUE(server != nullptr);
+        ASSERT_GT(port, 0);
+    }
+    ~Env()
+    {
+        server->Shutdown();
+        server.reset();
+        otelprof_tracer_provider_free(provider);
+    }
+    std::unique_ptr<Echo::Stub> stub(bool inject = true)
+    {
+        std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> f;
+        if (inject)
+            f.emplace_back(new otelprof_grpc::ClientInterceptorFactory());
+        auto ch = grpc::experimental::CreateCustomChannelWithInterceptors(
+            "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(),
+            grpc::ChannelArguments(), std::move(f));
+        return Echo::NewStub(ch);
+    }
+    // The exported SERVER spans.
+    std::vector<const otelprof_span_data *> server_spans()
+    {
+        std::vector<const otelprof_span_data *> v;
+        for (size_t i = 0; i < otelprof_memory_exporter_count(mem); i++) {
+            const otelprof_span_data *d = otelprof_memory_exporter_get(mem, i);
+            if (d->kind == OTELPROF_SPAN_KIND_SERVER)
+                v.push_back(d);
+        }
+        return v;
+    }
+};
+
+const otelprof_kv *attr(const otelprof_span_data *d, const char *key)
+{
+    for (size_t i = 0; i < d->n_attrs; i++)
+        if (std::strcmp(d->attrs[i].key, key) == 0)
+            return &d->attrs[i];
+    return nullptr;
+}
+
+std::string attr_str(const otelprof_span_data *d, const char *key)
+{
+    const otelprof_kv *kv = attr(d, key);
+    if (!kv || kv->value.type != OTELPROF_VALUE_STRING)
+        return "(absent)";
+    size_t n = kv->value.u.str.len == OTELPROF_NUL_TERMINATED ? std::strlen(kv->value.u.str.ptr)
+                                                               : kv->value.u.str.len;
+    return std::string(kv->value.u.str.ptr, n);
+}
+
+int64_t attr_int(const otelprof_span_data *d, const char *key)
+{
+    const otelprof_kv *kv = attr(d, key);
+    ASSERT_TRUE(kv != nullptr);
+    ASSERT_EQ(kv->value.type, OTELPROF_VALUE_INT);
+    return kv->value.u.i;
+}
+
+// A CLIENT span made current on this thread (scope), as an instrumented caller would.
+struct ClientSpan {
+    otelprof_span *span;
+    otelprof_scope scope{};
+    otelprof_span_context ctx;
+    explicit ClientSpan(otelprof_tracer *t)
+    {
+        otelprof_span_start_opts o = {};
+        o.sz = sizeof o;
+        o.kind = OTELPROF_SPAN_KIND_CLIENT;
+        o.root = true;
+        span = otelprof_tracer_start_span(t, "client", &o);
+        ctx = *otelprof_span_get_context(span);
+        ASSERT_TRUE(otelprof_span_context_is_valid(&ctx));
+        ASSERT_OK(otelprof_scope_enter(&ctx, &scope));
+    }
+    ~ClientSpan()
+    {
+        otelprof_scope_leave(&scope);
+        otelprof_span_end(span, 0);
+    }
+};
+
+// The sync API: every hook otelprof uses ran on the handler thread; the handler saw the
+// context; after otelprof's PRE_SEND_STATUS the thread is clean again.
+void check_sync_threads(const char *what)
+{
+    std::lock_guard<std::mutex> l(g_seen.mu);
+    ASSERT_TRUE(g_seen.hook_thread.count(static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)));
+    ASSERT_TRUE(g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)));
+    ASSERT_TRUE(pthread_equal(g_seen.hook_thread[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)],
+                              g_seen.handler));
+    ASSERT_TRUE(
+        pthread_equal(g_seen.hook_thread[static_cast<int>(Hook::PRE_SEND_STATUS)], g_seen.handler));
+    STR_EQ(g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)].c_str(), "none");
+    // Nothing left over from an earlier call when this one arrived (the Recorder runs
+    // before otelprof on receive hooks).
+    STR_EQ(g_seen.hook_published[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)], "none");
+    std::printf("%s: hooks on the handler thread:", what);
+    for (auto &kv : g_seen.hook_thread)
+        std::printf(" %d%s", kv.first, pthread_equal(kv.second, g_seen.handler) ? "" : "(other)");
+    std::printf("; destructor %s\n",
+                pthread_equal(g_seen.dtor_thread, g_seen.handler) ? "on it" : "elsewhere");
+}
+
+void case_sync_unary()
+{
+    Env env;
+    auto stub = env.stub();
+    std::string client_trace;
+    uint8_t client_span[8];
+    {
+        ClientSpan cs(env.tracer);
+        client_trace = hex(cs.ctx.trace_id, 16);
+        std::memcpy(client_span, cs.ctx.span_id, 8);
+        g_seen.reset();
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message("1");
+        EchoResponse resp;
+        grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+        ASSERT_TRUE(st.ok());
+        std::printf("published in handler: %s, client trace %s\n", resp.message().c_str(),
+                    client_trace.c_str());
+        STR_EQ(resp.message().substr(0, 32).c_str(), client_trace.c_str());
+    }
+    check_sync_threads("sync unary");
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 1);
+    const otelprof_span_data *d = spans[0];
+    STR_EQ(hex(d->context.trace_id, 16).c_str(), client_trace.c_str());
+    ASSERT_MEM_EQ(d->parent_span_id, client_span, 8);
+    ASSERT_TRUE(d->parent_is_remote);
+    STR_EQ(d->name, "grpc.examples.echo.Echo/UnaryEcho");
+    STR_EQ(attr_str(d, "rpc.system").c_str(), "grpc");
+    STR_EQ(attr_str(d, "rpc.service").c_str(), "grpc.examples.echo.Echo");
+    STR_EQ(attr_str(d, "rpc.method").c_str(), "UnaryEcho");
+    ASSERT_EQ(attr_int(d, "rpc.grpc.status_code"), 0);
+    ASSERT_EQ(d->status, OTELPROF_SPAN_STATUS_UNSET);
+}
+
+void case_sync_error()
+{
+    Env env;
+    auto stub = env.stub();
+    for (const char *m : {"fail", "throw"}) {
+        g_seen.reset();
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message(m);
+        EchoResponse resp;
+        grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+        ASSERT_TRUE(!st.ok());
+        check_sync_threads(m);
+    }
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 2);
+    ASSERT_EQ(attr_int(spans[0], "rpc.grpc.status_code"), 3);
+    ASSERT_EQ(spans[0]->status, OTELPROF_SPAN_STATUS_ERROR);
+    ASSERT_EQ(attr_int(spans[1], "rpc.grpc.status_code"), 2);
+    ASSERT_EQ(spans[1]->status, OTELPROF_SPAN_STATUS_ERROR);
+}
+
+void case_sync_bidi()
+{
+    Env env;
+    auto stub = env.stub();
+    std::string client_trace;
+    {
+        ClientSpan cs(env.tracer);
+        client_trace = hex(cs.ctx.trace_id, 16);
+        g_seen.reset();
+        grpc::ClientContext ctx;
+        auto s = stub->BidirectionalStreamingEcho(&ctx);
+        for (int i = 0; i < 3; i++) {
+            EchoRequest req;
+            req.set_message(std::to_string(i));
+            ASSERT_TRUE(s->Write(req));
+            EchoResponse resp;
+            ASSERT_TRUE(s->Read(&resp));
+            STR_EQ(resp.message().substr(0, 32).c_str(), client_trace.c_str());
+        }
+        s->WritesDone();
+        ASSERT_TRUE(s->Finish().ok());
+    }
+    check_sync_threads("sync bidi");
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 1);
+    STR_EQ(attr_str(spans[0], "rpc.method").c_str(), "BidirectionalStreamingEcho");
+}
+
+// The client gives up (deadline) while the sync handler still runs: the handler stays
+// published until it returns, the thread is clean afterwards, the span ends.
+void case_deadline()
+{
+    Env env;
+    auto stub = env.stub();
+    g_seen.reset();
+    {
+        ClientSpan cs(env.tracer);
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+        EchoRequest req;
+        req.set_message("sleep");
+        EchoResponse resp;
+        grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+        ASSERT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    }
+    for (int i = 0; i < 100 && env.server_spans().empty(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 1);
+    const otelprof_kv *code = attr(spans[0], "rpc.grpc.status_code");
+    ASSERT_TRUE(code != nullptr);
+    std::lock_guard<std::mutex> l(g_seen.mu);
+    bool st_seen = g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)) != 0;
+    std::printf("deadline: server span status_code=%lld status=%d; PRE_SEND_STATUS %s; "
+                "destructor on %s thread\n",
+                (long long)code->value.u.i, (int)spans[0]->status, st_seen ? "ran" : "did not run",
+                pthread_equal(g_seen.dtor_thread, g_seen.handler) ? "the handler" : "another");
+    if (st_seen)
+        STR_EQ(g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)], "none");
+    if (pthread_equal(g_seen.dtor_thread, g_seen.handler))
+        STR_EQ(g_seen.dtor_published, "none");
+}
+
+// Hostile metadata: the call always succeeds, and a bad parent starts a new trace.
+static int kManyTs = getenv("MANY_TS") ? atoi(getenv("MANY_TS")) : 40; // > 32 members; 200 would exceed gRPC's own 8 KiB metadata limit (RESOURCE_EXHAUSTED before any interceptor)
+void case_hostile()
+{
+    Env env;
+    auto stub = env.stub(false);
+    const std::string good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const std::string good2 = "00-11111111111111111111111111111111-2222222222222222-01";
+    struct Case {
+        const char *name;
+        std::vector<std::pair<std::string, std::string>> md;
+        bool parent_expected;
+    };
+    std::vector<Case> cases = {
+        {"valid", {{"traceparent", good}}, true},
+        {"valid+bad tracestate", {{"traceparent", good}, {"tracestate", "=,=,@@ bad"}}, true},
+        {"malformed", {{"traceparent", "00-xyz"}}, false},
+        {"uppercase", {{"traceparent", "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"}},
+         false},
+        {"zero ids", {{"traceparent", "00-00000000000000000000000000000000-0000000000000000-01"}},
+         false},
+        {"duplicated same", {{"traceparent", good}, {"traceparent", good}}, false},
+        {"duplicated different", {{"traceparent", good}, {"traceparent", good2}}, false},
+        {"oversized", {{"traceparent", good + std::string(7000, 'a')}}, false},
+        {"oversized tracestate", {{"traceparent", good}, {"tracestate", std::string(7000, 'a') + "=b"}},
+         true},
+        {"many tracestate", {}, true},
+        {"empty", {{"traceparent", ""}}, false},
+    };
+    for (int i = 0; i < kManyTs; i++)
+        cases[9].md.emplace_back("tracestate", "k" + std::to_string(i) + "=v");
+    cases[9].md.emplace_back("traceparent", good);
+    for (const Case &c : cases) {
+        otelprof_memory_exporter_reset(env.mem);
+        g_seen.reset();
+        grpc::ClientContext ctx;
+        for (const auto &kv : c.md)
+            ctx.AddMetadata(kv.first, kv.second);
+        EchoRequest req;
+        req.set_message("x");
+        EchoResponse resp;
+        grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+        if (!st.ok())
+            TEST_FAIL("%s: call failed: %d %s", c.name, st.error_code(), st.error_message().c_str());
+        check_sync_threads(c.name);
+        auto spans = env.server_spans();
+        ASSERT_EQ(spans.size(), 1);
+        std::string tid = hex(spans[0]->context.trace_id, 16);
+        STR_EQ(resp.message().substr(0, 32).c_str(), tid.c_str());
+        static const uint8_t zero[8] = {0};
+        bool has_parent = std::memcmp(spans[0]->parent_span_id, zero, 8) != 0;
+        std::printf("%s: trace %s parent %s\n", c.name, tid.c_str(), has_parent ? "yes" : "no");
+        ASSERT_EQ(has_parent, c.parent_expected);
+        if (c.parent_expected)
+            STR_EQ(tid.c_str(), "0af7651916cd43dd8448eb211c80319c");
+    }
+}
+
+// Include/ignore prefixes: an ignored method gets no span and no publication.
+void case_prefixes()
+{
+    otelprof_grpc::ServerOptions so;
+    so.ignore_prefixes = {"/grpc.examples.echo.Echo/Unary"};
+    Env env(false, so);
+    auto stub = env.stub();
+    {
+        ClientSpan cs(env.tracer);
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message("1");
+        EchoResponse resp;
+        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+        STR_EQ(resp.message().c_str(), "none");
+    }
+    ASSERT_EQ(env.server_spans().size(), 0);
+
+    otelprof_grpc::ServerOptions so2;
+    so2.include_prefixes = {"/grpc.examples.echo.Echo/Bidi"};
+    Env env2(false, so2);
+    auto stub2 = env2.stub();
+    grpc::ClientContext ctx;
+    EchoRequest req;
+    req.set_message("1");
+    EchoResponse resp;
+    ASSERT_TRUE(stub2->UnaryEcho(&ctx, req, &resp).ok());
+    STR_EQ(resp.message().c_str(), "none");
+    ASSERT_EQ(env2.server_spans().size(), 0);
+}
+
+// No tracer: propagation only, the remote parent is published as is.
+void case_no_tracer()
+{
+    Env env(false, {}, false);
+    auto stub = env.stub();
+    ClientSpan cs(env.tracer);
+    grpc::ClientContext ctx;
+    EchoRequest req;
+    req.set_message("1");
+    EchoResponse resp;
+    ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+    std::string want = hex(cs.ctx.trace_id, 16) + "-" + hex(cs.ctx.span_id, 8);
+    STR_EQ(resp.message().c_str(), want.c_str());
+    ASSERT_EQ(env.server_spans().size(), 0);
+}
+
+// The callback API: report where the hooks and the handler ran and whether the handler saw
+// the context. Documented in docs/grpc.md; the assertions pin what 1.51 does.
+void case_callback_gap()
+{
+    Env env(true);
+    auto stub = env.stub();
+    std::string client_trace;
+    for (int i = 0; i < 3; i++) {
+        ClientSpan cs(env.tracer);
+        client_trace = hex(cs.ctx.trace_id, 16);
+        g_seen.reset();
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message("1");
+        EchoResponse resp;
+        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+        std::lock_guard<std::mutex> l(g_seen.mu);
+        pthread_t h = g_seen.handler;
+        auto on = [&](Hook k) {
+            auto it = g_seen.hook_thread.find(static_cast<int>(k));
+            if (it == g_seen.hook_thread.end())
+                return "not run";
+            return pthread_equal(it->second, h) ? "handler thread" : "other thread";
+        };
+        std::printf("callback unary #%d: handler saw %s (client trace %s)\n"
+                    "  POST_RECV_INITIAL_METADATA: %s, PRE_SEND_STATUS: %s (published there "
+                    "after otelprof: %s), POST_RECV_CLOSE: %s, destructor: %s\n",
+                    i, resp.message().c_str(), client_trace.c_str(),
+                    on(Hook::POST_RECV_INITIAL_METADATA), on(Hook::PRE_SEND_STATUS),
+                    g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)].c_str(),
+                    on(Hook::POST_RECV_CLOSE),
+                    pthread_equal(g_seen.dtor_thread, h) ? "handler thread" : "other thread");
+    }
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 3);
+    STR_EQ(hex(spans[2]->context.trace_id, 16), client_trace);
+
+    // The gap: Finish() from another thread after the handler returned. The handler still
+    // runs published, but PRE_SEND_STATUS / POST_RECV_CLOSE / the destructor run elsewhere,
+    // so the handler thread keeps the call's context until the next call starts on it
+    // (which unwinds it before publishing its own).
+    std::vector<std::string> traces;
+    for (int i = 0; i < 4; i++) {
+        ClientSpan cs(env.tracer);
+        std::string want = hex(cs.ctx.trace_id, 16);
+        traces.push_back(want);
+        g_seen.reset();
+        {
+            std::lock_guard<std::mutex> l(g_before_mu);
+            g_before.clear();
+        }
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message("later");
+        EchoResponse resp;
+        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+        STR_EQ(resp.message().substr(0, 32), want); // the handler itself is published
+        std::lock_guard<std::mutex> l(g_seen.mu);
+        std::lock_guard<std::mutex> l2(g_before_mu);
+        pthread_t h = g_seen.handler;
+        auto st = g_seen.hook_thread.find(static_cast<int>(Hook::PRE_SEND_STATUS));
+        bool st_on_handler = st != g_seen.hook_thread.end() && pthread_equal(st->second, h);
+        // Receive hooks run in reverse registration order: the Recorder (registered last)
+        // sees POST_RECV_INITIAL_METADATA before otelprof, BeforeRecorder (first) after.
+        std::string before = g_seen.hook_published[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)];
+        ASSERT_TRUE(!g_before.empty());
+        STR_EQ(g_before[0].second.substr(0, 32), want);
+        bool stale = i > 0 && before.substr(0, 32) == traces[static_cast<size_t>(i) - 1];
+        std::printf("callback later #%d: handler published ok; PRE_SEND_STATUS on %s; destructor "
+                    "on %s; the handler thread showed before otelprof at arrival: %s%s\n",
+                    i, st_on_handler ? "handler thread" : "other thread",
+                    pthread_equal(g_seen.dtor_thread, h) ? "handler thread" : "other thread",
+                    before.c_str(), stale ? " (the previous call's context: stale)" : "");
+    }
+    ASSERT_EQ(env.server_spans().size(), 7);
+}
+
+std::string json_str(const std::string &j, const char *key)
+{
+    std::string k = std::string("\"") + key + "\":\"";
+    size_t at = j.find(k);
+    if (at == std::string::npos)
+        return "";
+    at += k.size();
+    return j.substr(at, j.find('"', at) - at);
+}
+
+// A Node.js client (@grpc/grpc-js, OTel JS W3C propagator) against this server.
+void case_node_client()
+{
+    const char *node = getenv("GRPC_NODE"), *mods = getenv("GRPC_NODE_MODULES"),
+               *client = getenv("GRPC_NODE_CLIENT"), *proto = getenv("GRPC_ECHO_PROTO");
+    if (!node || !*node || std::strstr(node, "NOTFOUND"))
+        TEST_SKIP("node not found");
+    if (!mods || !client || !proto)
+        TEST_SKIP("GRPC_NODE_MODULES / GRPC_NODE_CLIENT / GRPC_ECHO_PROTO not set (run through ctest)");
+    std::string probe = std::string(mods) + "/@grpc/grpc-js/package.json";
+    if (access(probe.c_str(), R_OK) != 0)
+        TEST_SKIP("npm packages not installed in %s (grpc.npm_ci skipped or failed)", mods);
+    Env env;
+    std::string cmd = std::string("NODE_PATH='") + mods + "' '" + node + "' '" + client +
+                      "' 127.0.0.1:" + std::to_string(env.port) + " '" + proto + "'";
+    FILE *f = popen(cmd.c_str(), "r");
+    ASSERT_TRUE(f != nullptr);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        out.append(buf, n);
+    int rc = pclose(f);
+    std::printf("node client: %s", out.c_str());
+    ASSERT_EQ(rc, 0);
+    std::string trace = json_str(out, "traceId"), span = json_str(out, "spanId");
+    ASSERT_EQ(trace.size(), 32);
+    STR_EQ(json_str(out, "unary").substr(0, 32), trace);
+    std::string bidi = "\"bidi\":[\"" + trace;
+    ASSERT_TRUE(out.find(bidi) != std::string::npos);
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 2);
+    for (const otelprof_span_data *d : spans) {
+        STR_EQ(hex(d->context.trace_id, 16), trace);
+        STR_EQ(hex(d->parent_span_id, 8), span);
+        ASSERT_EQ(attr_int(d, "rpc.grpc.status_code"), 0);
+    }
+}
+
+// Client for the example's smoke test: `call HOST:PORT MESSAGE` under a random span
+// context made current with a scope; prints "<client trace id> <client span id> <reply>".
+int case_call(const char *target, const char *message)
+{
+    uint8_t tid[16], sid[8];
+    otelprof_random_trace_id(tid);
+    otelprof_random_span_id(sid);
+    otelprof_span_context sc{};
+    std::memcpy(sc.trace_id, tid, 16);
+    std::memcpy(sc.span_id, sid, 8);
+    sc.trace_flags = OTELPROF_FLAG_SAMPLED;
+    otelprof_scope scope{};
+    ASSERT_OK(otelprof_scope_enter(&sc, &scope));
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> f;
+    f.emplace_back(new otelprof_grpc::ClientInterceptorFactory());
+    auto stub = Echo::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
+        target, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(), std::move(f)));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    EchoRequest req;
+    req.set_message(message);
+    EchoResponse resp;
+    grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+    otelprof_scope_leave(&scope);
+    if (!st.ok()) {
+        std::fprintf(stderr, "call failed: %d %s\n", st.error_code(), st.error_message().c_str());
+        return 1;
+    }
+    std::printf("%s %s %s\n", hex(tid, 16).c_str(), hex(sid, 8).c_str(), resp.message().c_str());
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && std::string(argv[1]) == "call")
+        return case_call(argv[2], argv[3]);
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s CASE\n", argv[0]);
+        return 2;
+    }
+    std::setvbuf(stdout, nullptr, _IONBF, 0);
+    std::string c = argv[1];
+    if (c == "sync_unary")
+        case_sync_unary();
+    else if (c == "sync_error")
+        case_sync_error();
+    else if (c == "sync_bidi")
+        case_sync_bidi();
+    else if (c == "hostile")
+        case_hostile();
+    else if (c == "prefixes")
+        case_prefixes();
+    else if (c == "no_tracer")
+        case_no_tracer();
+    else if (c == "callback_gap")
+        case_callback_gap();
+    else if (c == "deadline")
+        case_deadline();
+    else if (c == "node_client")
+        case_node_client();
+    else {
+        std::fprintf(stderr, "unknown case %s\n", c.c_str());
+        return 2;
+    }
+    std::printf("ok\n");
+    return 0;
+}
