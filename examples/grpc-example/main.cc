@@ -21,7 +21,8 @@
 #include <thread>
 #include <vector>
 
-namespace {
+namespace
+{
 
 volatile unsigned long long g_sink;
 
@@ -41,7 +42,8 @@ std::string fib_reply(const std::string &msg)
     return std::to_string(r);
 }
 
-class EchoService final : public grpc::examples::echo::Echo::Service {
+class EchoService final : public grpc::examples::echo::Echo::Service
+{
     grpc::Status UnaryEcho(grpc::ServerContext *, const grpc::examples::echo::EchoRequest *req,
                            grpc::examples::echo::EchoResponse *resp) override
     {
@@ -78,7 +80,8 @@ otelprof_tracer_provider *make_provider()
     const char *exp = std::getenv("OTEL_TRACES_EXPORTER");
     if (exp && *exp)
         return otelprof_sdk_provider_new_from_env(&err);
-    otelprof_span_processor *p = otelprof_simple_processor_new(otelprof_console_exporter_new(stdout));
+    otelprof_span_processor *p =
+        otelprof_simple_processor_new(otelprof_console_exporter_new(stdout));
     otelprof_sdk_opts o = {};
     o.sz = sizeof o;
     o.processors = &p;

@@ -42,7 +42,8 @@
 #include <utility>
 #include <vector>
 
-namespace otelprof_grpc {
+namespace otelprof_grpc
+{
 
 /* Server options. Copied by the factory. */
 struct ServerOptions {
@@ -59,7 +60,8 @@ struct ServerOptions {
     bool publish = true;
 };
 
-namespace detail {
+namespace detail
+{
 
 using RecvMap = std::multimap<grpc::string_ref, grpc::string_ref>;
 using SendMap = std::multimap<std::string, std::string>;
@@ -162,7 +164,8 @@ inline void unwind(Published &p)
     p = Published();
 }
 
-class ServerInterceptor final : public grpc::experimental::Interceptor {
+class ServerInterceptor final : public grpc::experimental::Interceptor
+{
   public:
     ServerInterceptor(const ServerConfig *cfg, const char *method) : cfg_(cfg)
     {
@@ -228,8 +231,8 @@ class ServerInterceptor final : public grpc::experimental::Interceptor {
             so.root = !otelprof_span_context_is_valid(&parent);
             so.attrs = attrs;
             so.n_attrs = static_cast<size_t>(n);
-            span_ = otelprof_tracer_start_span(cfg_->o.tracer,
-                                               full.empty() ? "grpc" : full.c_str(), &so);
+            span_ = otelprof_tracer_start_span(cfg_->o.tracer, full.empty() ? "grpc" : full.c_str(),
+                                               &so);
             if (span_)
                 pub = otelprof_span_get_context(span_);
         } else if (otelprof_span_context_is_valid(&parent)) {
@@ -297,7 +300,8 @@ class ServerInterceptor final : public grpc::experimental::Interceptor {
     uint64_t gen_ = 0; /* this call's publication, 0: none */
 };
 
-class ClientInterceptor final : public grpc::experimental::Interceptor {
+class ClientInterceptor final : public grpc::experimental::Interceptor
+{
   public:
     explicit ClientInterceptor(const otelprof_propagators *props) : props_(*props) {}
 
@@ -343,8 +347,8 @@ inline bool prefixed(const std::string &s, const std::vector<std::string> &prefi
 } // namespace detail
 
 /* Register with grpc::ServerBuilder::experimental().SetInterceptorCreators(...). */
-class ServerInterceptorFactory final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
+class ServerInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface
+{
   public:
     explicit ServerInterceptorFactory(ServerOptions o = ServerOptions())
     {
@@ -372,8 +376,8 @@ class ServerInterceptorFactory final
 };
 
 /* Pass to grpc::experimental::CreateCustomChannelWithInterceptors. */
-class ClientInterceptorFactory final
-    : public grpc::experimental::ClientInterceptorFactoryInterface {
+class ClientInterceptorFactory final : public grpc::experimental::ClientInterceptorFactoryInterface
+{
   public:
     explicit ClientInterceptorFactory(const otelprof_propagators *props = nullptr)
     {

@@ -60,8 +60,8 @@ otelprof_status otelprof_grpc_metadata_extract(const otelprof_propagators *props
         (void)otelprof_propagators_from_env(&env);
         props = &env;
     }
-    otelprof_carrier c = OTELPROF_CARRIER_INIT(.user = (void *)md, .count = md_count,
-                                               .get = md_get);
+    otelprof_carrier c =
+        OTELPROF_CARRIER_INIT(.user = (void *)md, .count = md_count, .get = md_get);
     otelprof_status rc = otelprof_propagation_extract(props, &c, out, bag_out);
     return rc == OTELPROF_E_INVAL ? rc : OTELPROF_OK;
 }

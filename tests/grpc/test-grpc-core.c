@@ -35,7 +35,8 @@ int main(void)
     grpc_init();
     /* extract: one valid traceparent with tracestate, any key case */
     {
-        grpc_metadata m[3] = {md("x-other", "1"), md("Traceparent", TP), md("tracestate", "a=1,b=2")};
+        grpc_metadata m[3] = {md("x-other", "1"), md("Traceparent", TP),
+                              md("tracestate", "a=1,b=2")};
         grpc_metadata_array arr = {.count = 3, .capacity = 3, .metadata = m};
         otelprof_span_context sc;
         ASSERT_OK(otelprof_grpc_metadata_extract(NULL, &arr, &sc, NULL));
@@ -81,7 +82,8 @@ int main(void)
         grpc_metadata out[4];
         size_t n = 1;
         out[0] = md("x-first", "kept");
-        ASSERT_STATUS(otelprof_grpc_metadata_inject(NULL, &sc, NULL, out, 2, &n), OTELPROF_E_TOO_LARGE);
+        ASSERT_STATUS(otelprof_grpc_metadata_inject(NULL, &sc, NULL, out, 2, &n),
+                      OTELPROF_E_TOO_LARGE);
         ASSERT_EQ(n, 1);
         ASSERT_OK(otelprof_grpc_metadata_inject(NULL, &sc, NULL, out, 4, &n));
         ASSERT_EQ(n, 3);

@@ -37,7 +37,8 @@ using Hook = grpc::experimental::InterceptionHookPoints;
         ASSERT_STR_EQ(sa_.c_str(), sb_.c_str());                                                   \
     } while (0)
 
-namespace {
+namespace
+{
 
 std::string hex(const uint8_t *b, size_t n)
 {
@@ -62,7 +63,7 @@ std::string published()
 struct Seen {
     std::mutex mu;
     pthread_t handler{};
-    std::map<int, pthread_t> hook_thread; // first thread each hook ran on
+    std::map<int, pthread_t> hook_thread;      // first thread each hook ran on
     std::map<int, std::string> hook_published; // otelprof_current at that hook
     pthread_t dtor_thread{};
     std::string dtor_published;
@@ -78,11 +79,13 @@ struct Seen {
 
 // Registered after otelprof's interceptor: records which thread each hook point runs on
 // and what is published there (after otelprof's interceptor acted on that hook).
-class Recorder final : public grpc::experimental::Interceptor {
+class Recorder final : public grpc::experimental::Interceptor
+{
   public:
     void Intercept(grpc::experimental::InterceptorBatchMethods *m) override
     {
-        if (getenv("GRPC_TEST_DUMP_MD") && m->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA))
+        if (getenv("GRPC_TEST_DUMP_MD") &&
+            m->QueryInterceptionHookPoint(Hook::POST_RECV_INITIAL_METADATA))
             for (const auto &kv : *m->GetRecvInitialMetadata())
                 std::printf("  md %.*s: %.*s\n", (int)kv.first.size(), kv.first.data(),
                             (int)kv.second.size(), kv.second.data());
@@ -111,7 +114,8 @@ class Recorder final : public grpc::experimental::Interceptor {
 std::mutex g_before_mu;
 std::vector<std::pair<pthread_t, std::string>> g_before; // (thread, published) per call
 
-class BeforeRecorder final : public grpc::experimental::Interceptor {
+class BeforeRecorder final : public grpc::experimental::Interceptor
+{
   public:
     void Intercept(grpc::experimental::InterceptorBatchMethods *m) override
     {
@@ -123,7 +127,8 @@ class BeforeRecorder final : public grpc::experimental::Interceptor {
     }
 };
 
-class BeforeRecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+class BeforeRecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface
+{
   public:
     grpc::experimental::Interceptor *
     CreateServerInterceptor(grpc::experimental::ServerRpcInfo *) override
@@ -132,7 +137,8 @@ class BeforeRecorderFactory final : public grpc::experimental::ServerInterceptor
     }
 };
 
-class RecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+class RecorderFactory final : public grpc::experimental::ServerInterceptorFactoryInterface
+{
   public:
     grpc::experimental::Interceptor *
     CreateServerInterceptor(grpc::experimental::ServerRpcInfo *) override
@@ -147,7 +153,8 @@ void note_handler()
     g_seen.handler = pthread_self();
 }
 
-class SyncEcho final : public Echo::Service {
+class SyncEcho final : public Echo::Service
+{
     grpc::Status UnaryEcho(grpc::ServerContext *, const EchoRequest *req,
                            EchoResponse *resp) override
     {
@@ -161,8 +168,9 @@ class SyncEcho final : public Echo::Service {
         resp->set_message(published());
         return grpc::Status::OK;
     }
-    grpc::Status BidirectionalStreamingEcho(
-        grpc::ServerContext *, grpc::ServerReaderWriter<EchoResponse, EchoRequest> *s) override
+    grpc::Status
+    BidirectionalStreamingEcho(grpc::ServerContext *,
+                               grpc::ServerReaderWriter<EchoResponse, EchoRequest> *s) override
     {
         note_handler();
         EchoRequest req;
@@ -175,7 +183,8 @@ class SyncEcho final : public Echo::Service {
     }
 };
 
-class CallbackEcho final : public Echo::CallbackService {
+class CallbackEcho final : public Echo::CallbackService
+{
     grpc::ServerUnaryReactor *UnaryEcho(grpc::CallbackServerContext *ctx, const EchoRequest *req,
                                         EchoResponse *resp) override
     {
@@ -201,7 +210,8 @@ struct Env {
     std::unique_ptr<grpc::Service> service;
     int port = 0;
 
-    explicit Env(bool callback = false, otelprof_grpc::ServerOptions so = {}, bool with_tracer = true)
+    explicit Env(bool callback = false, otelprof_grpc::ServerOptions so = {},
+                 bool with_tracer = true)
     {
         mem = otelprof_memory_exporter_new(0);
         otelprof_span_processor *p = otelprof_simple_processor_new(mem);
@@ -275,7 +285,7 @@ std::string attr_str(const otelprof_span_data *d, const char *key)
     if (!kv || kv->value.type != OTELPROF_VALUE_STRING)
         return "(absent)";
     size_t n = kv->value.u.str.len == OTELPROF_NUL_TERMINATED ? std::strlen(kv->value.u.str.ptr)
-                                                               : kv->value.u.str.len;
+                                                              : kv->value.u.str.len;
     return std::string(kv->value.u.str.ptr, n);
 }
 
@@ -317,8 +327,8 @@ void check_sync_threads(const char *what)
     std::lock_guard<std::mutex> l(g_seen.mu);
     ASSERT_TRUE(g_seen.hook_thread.count(static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)));
     ASSERT_TRUE(g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)));
-    ASSERT_TRUE(pthread_equal(g_seen.hook_thread[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)],
-                              g_seen.handler));
+    ASSERT_TRUE(pthread_equal(
+        g_seen.hook_thread[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)], g_seen.handler));
     ASSERT_TRUE(
         pthread_equal(g_seen.hook_thread[static_cast<int>(Hook::PRE_SEND_STATUS)], g_seen.handler));
     STR_EQ(g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)].c_str(), "none");
@@ -455,7 +465,10 @@ void case_deadline()
 }
 
 // Hostile metadata: the call always succeeds, and a bad parent starts a new trace.
-static int kManyTs = getenv("MANY_TS") ? atoi(getenv("MANY_TS")) : 40; // > 32 members; 200 would exceed gRPC's own 8 KiB metadata limit (RESOURCE_EXHAUSTED before any interceptor)
+static int kManyTs = getenv("MANY_TS")
+                         ? atoi(getenv("MANY_TS"))
+                         : 40; // > 32 members; 200 would exceed gRPC's own 8 KiB metadata limit
+                               // (RESOURCE_EXHAUSTED before any interceptor)
 void case_hostile()
 {
     Env env;
@@ -471,14 +484,17 @@ void case_hostile()
         {"valid", {{"traceparent", good}}, true},
         {"valid+bad tracestate", {{"traceparent", good}, {"tracestate", "=,=,@@ bad"}}, true},
         {"malformed", {{"traceparent", "00-xyz"}}, false},
-        {"uppercase", {{"traceparent", "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"}},
+        {"uppercase",
+         {{"traceparent", "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01"}},
          false},
-        {"zero ids", {{"traceparent", "00-00000000000000000000000000000000-0000000000000000-01"}},
+        {"zero ids",
+         {{"traceparent", "00-00000000000000000000000000000000-0000000000000000-01"}},
          false},
         {"duplicated same", {{"traceparent", good}, {"traceparent", good}}, false},
         {"duplicated different", {{"traceparent", good}, {"traceparent", good2}}, false},
         {"oversized", {{"traceparent", good + std::string(7000, 'a')}}, false},
-        {"oversized tracestate", {{"traceparent", good}, {"tracestate", std::string(7000, 'a') + "=b"}},
+        {"oversized tracestate",
+         {{"traceparent", good}, {"tracestate", std::string(7000, 'a') + "=b"}},
          true},
         {"many tracestate", {}, true},
         {"empty", {{"traceparent", ""}}, false},
@@ -497,7 +513,8 @@ void case_hostile()
         EchoResponse resp;
         grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
         if (!st.ok())
-            TEST_FAIL("%s: call failed: %d %s", c.name, st.error_code(), st.error_message().c_str());
+            TEST_FAIL("%s: call failed: %d %s", c.name, st.error_code(),
+                      st.error_message().c_str());
         check_sync_threads(c.name);
         auto spans = env.server_spans();
         ASSERT_EQ(spans.size(), 1);
@@ -623,7 +640,8 @@ void case_callback_gap()
         bool st_on_handler = st != g_seen.hook_thread.end() && pthread_equal(st->second, h);
         // Receive hooks run in reverse registration order: the Recorder (registered last)
         // sees POST_RECV_INITIAL_METADATA before otelprof, BeforeRecorder (first) after.
-        std::string before = g_seen.hook_published[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)];
+        std::string before =
+            g_seen.hook_published[static_cast<int>(Hook::POST_RECV_INITIAL_METADATA)];
         ASSERT_TRUE(!g_before.empty());
         STR_EQ(g_before[0].second.substr(0, 32), want);
         bool stale = i > 0 && before.substr(0, 32) == traces[static_cast<size_t>(i) - 1];
@@ -654,7 +672,8 @@ void case_node_client()
     if (!node || !*node || std::strstr(node, "NOTFOUND"))
         TEST_SKIP("node not found");
     if (!mods || !client || !proto)
-        TEST_SKIP("GRPC_NODE_MODULES / GRPC_NODE_CLIENT / GRPC_ECHO_PROTO not set (run through ctest)");
+        TEST_SKIP(
+            "GRPC_NODE_MODULES / GRPC_NODE_CLIENT / GRPC_ECHO_PROTO not set (run through ctest)");
     std::string probe = std::string(mods) + "/@grpc/grpc-js/package.json";
     if (access(probe.c_str(), R_OK) != 0)
         TEST_SKIP("npm packages not installed in %s (grpc.npm_ci skipped or failed)", mods);
