@@ -15,6 +15,7 @@ out="$root/build-ci"
 mkdir -p "$out"
 rm -f "$out"/*.xml
 status=0
+build_fail=0
 
 run_ctest() { # name, build dir, ctest args...
   local name=$1 dir=$2
@@ -29,8 +30,9 @@ configure_build() { # dir, cmake args...
   cmake -S "$root" -B "$dir" -G Ninja -DOTELPROF_WERROR=ON "$@" >"$dir.configure.log" 2>&1 &&
     ninja -C "$dir" >"$dir.build.log" 2>&1 || {
     echo "check: build in $dir failed:"
-    tail -40 "$dir.configure.log" "$dir.build.log" 2>/dev/null
+    grep -E 'error|FAILED' "$dir.configure.log" "$dir.build.log" 2>/dev/null | head -20
     status=1
+    build_fail=$((build_fail + 1))
     return 1
   }
 }
@@ -75,9 +77,9 @@ if ! cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability 
   head -30 "$out/cppcheck.log"
   lint_fail=1
 fi
-python3 - "$out" "$lint_fail" <<'PY'
+python3 - "$out" "$lint_fail" "$build_fail" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
-out, lint_fail = sys.argv[1], int(sys.argv[2])
+out, lint_fail, build_fail = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 p = f = s = 0
 for path in glob.glob(out + "/*.xml"):
     for tc in ET.parse(path).getroot().iter("testcase"):
@@ -89,7 +91,7 @@ for path in glob.glob(out + "/*.xml"):
         else:
             p += 1
 p += 1 - lint_fail
-f += lint_fail
+f += lint_fail + build_fail  # a build that failed ran none of its tests: count it
 open(out + "/summary.txt", "w").write(f"{p} {f} {s}\n")
 PY
 read -r passed failed skipped <"$out/summary.txt"
