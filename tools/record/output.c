@@ -265,8 +265,9 @@ static void draw(struct rd_buf *b, const struct tree *t, const struct rc_profile
             rd_buf_puts(b, suffix);
         } else {
             size_t keep = fit - 2 < len ? fit - 2 : len;
-            while (keep > 0 && ((unsigned char)name[keep] & 0xc0) == 0x80)
-                keep--; /* do not cut a UTF-8 sequence */
+            /* do not cut a UTF-8 sequence; keep == len means the suffix was cut */
+            while (keep > 0 && keep < len && ((unsigned char)name[keep] & 0xc0) == 0x80)
+                keep--;
             xml_text(b, name, keep);
             rd_buf_puts(b, "..");
         }
