@@ -1,0 +1,10 @@
+# C-core helper tests: grpc.core.<static|shared> (metadata extract/inject).
+foreach(flavour static shared)
+  set(exe test-grpc-core-${flavour})
+  add_executable(${exe} ${CMAKE_CURRENT_SOURCE_DIR}/test-grpc-core.c)
+  target_link_libraries(${exe} PRIVATE otelprof_grpc_${flavour} otelprof_${flavour})
+  target_include_directories(${exe} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  otelprof_target_flags(${exe})
+  add_test(NAME grpc.core.${flavour} COMMAND ${exe})
+  set_tests_properties(grpc.core.${flavour} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "grpc;${flavour}")
+endforeach()
