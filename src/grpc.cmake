@@ -28,12 +28,12 @@ else()
 
     add_library(otelprof_grpc_static STATIC $<TARGET_OBJECTS:otelprof_grpc_objects>)
     set_target_properties(otelprof_grpc_static PROPERTIES OUTPUT_NAME otelprof-grpc EXPORT_NAME grpc_static)
-    target_link_libraries(otelprof_grpc_static PUBLIC otelprof_static PkgConfig::OTELPROF_GRPC)
+    target_link_libraries(otelprof_grpc_static PUBLIC otelprof_trace_static otelprof_static PkgConfig::OTELPROF_GRPC)
 
     add_library(otelprof_grpc_shared SHARED $<TARGET_OBJECTS:otelprof_grpc_objects>)
     set_target_properties(otelprof_grpc_shared PROPERTIES OUTPUT_NAME otelprof-grpc EXPORT_NAME grpc
       VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR} INSTALL_RPATH "$ORIGIN")
-    target_link_libraries(otelprof_grpc_shared PUBLIC otelprof_shared PkgConfig::OTELPROF_GRPC)
+    target_link_libraries(otelprof_grpc_shared PUBLIC otelprof_trace_shared otelprof_shared PkgConfig::OTELPROF_GRPC)
     target_link_options(otelprof_grpc_shared PRIVATE
       -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/core/otelprof.map)
     otelprof_target_sanitize(otelprof_grpc_shared)

@@ -3,6 +3,8 @@
 
 #include <grpc/slice.h>
 
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 static int key_eq(grpc_slice key, const char *name, size_t name_len)
@@ -125,4 +127,130 @@ void otelprof_grpc_metadata_release(grpc_metadata *md, size_t n)
         grpc_slice_unref(md[i].key);
         grpc_slice_unref(md[i].value);
     }
+}
+
+/* ---- server calls ---- */
+
+otelprof_status otelprof_grpc_server_call_start(const otelprof_grpc_server_opts *opts,
+                                                const grpc_call_details *details,
+                                                const grpc_metadata_array *request_md,
+                                                otelprof_grpc_server_call *call)
+{
+    if (!call)
+        return OTELPROF_E_INVAL;
+    memset(call, 0, sizeof *call);
+    if (!details || !request_md)
+        return OTELPROF_E_INVAL;
+    /* libbpf OPTS: only the fields the caller's struct covers */
+    otelprof_grpc_server_opts o = {0};
+    if (opts)
+        memcpy(&o, opts, opts->sz < sizeof o ? opts->sz : sizeof o);
+    otelprof_span_context parent;
+    (void)otelprof_grpc_metadata_extract(
+        o.sz > offsetof(otelprof_grpc_server_opts, propagators) ? o.propagators : NULL, request_md,
+        &parent, NULL);
+    if (o.sz <= offsetof(otelprof_grpc_server_opts, tracer) || !o.tracer) {
+        if (otelprof_span_context_is_valid(&parent))
+            call->context = parent;
+        return OTELPROF_OK;
+    }
+    /* "/pkg.Service/Method": the span is named without the leading slash; the service is
+     * what precedes the last slash. Method names are ASCII identifiers, so bounded copies
+     * are enough; longer ones are cut for the attributes only. */
+    char full[256], service[256], method[256];
+    size_t n = GRPC_SLICE_LENGTH(details->method);
+    const char *m = (const char *)GRPC_SLICE_START_PTR(details->method);
+    if (n && m[0] == '/')
+        m++, n--;
+    if (n >= sizeof full)
+        n = sizeof full - 1;
+    memcpy(full, m, n);
+    full[n] = '\0';
+    const char *slash = strrchr(full, '/');
+    size_t sl = slash ? (size_t)(slash - full) : n;
+    memcpy(service, full, sl);
+    service[sl] = '\0';
+    snprintf(method, sizeof method, "%s", slash ? slash + 1 : "");
+    otelprof_kv attrs[3];
+    size_t na = 0;
+    attrs[na++] = OTELPROF_KV_STR("rpc.system", "grpc");
+    if (service[0])
+        attrs[na++] = OTELPROF_KV_STR("rpc.service", service);
+    if (method[0])
+        attrs[na++] = OTELPROF_KV_STR("rpc.method", method);
+    bool has_parent = otelprof_span_context_is_valid(&parent);
+    otelprof_span_start_opts so =
+        OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER,
+                                 .parent = has_parent ? &parent : NULL, .root = !has_parent,
+                                 .attrs = attrs, .n_attrs = na);
+    call->span = otelprof_tracer_start_span(o.tracer, n ? full : "grpc", &so);
+    const otelprof_span_context *sc = otelprof_span_get_context(call->span);
+    if (sc && otelprof_span_context_is_valid(sc))
+        call->context = *sc;
+    return OTELPROF_OK;
+}
+
+void otelprof_grpc_server_call_finish(otelprof_grpc_server_call *call, grpc_status_code status,
+                                      const char *message)
+{
+    if (!call || !call->span)
+        return;
+    otelprof_kv kv = OTELPROF_KV_INT("rpc.grpc.status_code", (int64_t)status);
+    otelprof_span_set_attributes(call->span, &kv, 1);
+    if (status != GRPC_STATUS_OK)
+        otelprof_span_set_status(call->span, OTELPROF_SPAN_STATUS_ERROR, message);
+    otelprof_span_end(call->span, 0);
+    call->span = NULL;
+}
+
+/* ---- publication around a call's events ---- */
+
+enum { SC_ATTACHED = 1, SC_SCOPED = 2 };
+
+otelprof_status otelprof_grpc_scope_enter(const otelprof_span_context *ctx, otelprof_grpc_scope *s)
+{
+    if (!s)
+        return OTELPROF_E_INVAL;
+    memset(s, 0, sizeof *s);
+    otelprof_status rc;
+    if (!ctx || !otelprof_span_context_is_valid(ctx)) {
+        /* not what the thread held before: an event of a call without a parent is not
+         * attributed to an unrelated trace */
+        rc = otelprof_clear(&s->token);
+        if (rc == OTELPROF_OK)
+            s->flags |= SC_ATTACHED;
+        return rc;
+    }
+    otelprof_context tc;
+    memcpy(tc.trace_id, ctx->trace_id, sizeof tc.trace_id);
+    memcpy(tc.span_id, ctx->span_id, sizeof tc.span_id);
+    tc.trace_flags = ctx->trace_flags;
+    rc = otelprof_attach(&tc, NULL, 0, &s->token);
+    if (rc == OTELPROF_OK)
+        s->flags |= SC_ATTACHED;
+    otelprof_status rs = otelprof_scope_enter(ctx, &s->scope);
+    if (rs == OTELPROF_OK)
+        s->flags |= SC_SCOPED;
+    return rc != OTELPROF_OK ? rc : rs;
+}
+
+otelprof_status otelprof_grpc_scope_leave(otelprof_grpc_scope *s)
+{
+    if (!s)
+        return OTELPROF_E_INVAL;
+    otelprof_status rc = OTELPROF_OK;
+    if (s->flags & SC_SCOPED) {
+        rc = otelprof_scope_leave(&s->scope);
+        if (rc == OTELPROF_E_WRONG_THREAD)
+            return rc; /* nothing changed: the owner thread may still leave it */
+    }
+    if (s->flags & SC_ATTACHED) {
+        otelprof_status rd = otelprof_detach(&s->token);
+        if (rd == OTELPROF_E_WRONG_THREAD)
+            return rd;
+        if (rc == OTELPROF_OK)
+            rc = rd;
+    }
+    s->flags = 0;
+    return rc;
 }
