@@ -49,7 +49,11 @@ else()
     add_library(otelprof::grpc_static ALIAS otelprof_grpc_static)
     add_library(otelprof::grpcpp ALIAS otelprof_grpcpp_shared)
     add_library(otelprof::grpcpp_static ALIAS otelprof_grpcpp_static)
-    install(TARGETS otelprof_grpc_static otelprof_grpc_shared
+    # Their own export set: otelprofConfig.cmake loads it only where grpc is found.
+    set_target_properties(otelprof_grpcpp_static PROPERTIES EXPORT_NAME grpcpp_static)
+    set_target_properties(otelprof_grpcpp_shared PROPERTIES EXPORT_NAME grpcpp)
+    install(TARGETS otelprof_grpc_static otelprof_grpc_shared otelprof_grpcpp_static
+      otelprof_grpcpp_shared EXPORT otelprofGrpcTargets
       ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
       LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
     message(STATUS "otelprof: libotelprof-grpc with grpc++ ${OTELPROF_GRPCPP_VERSION}")
