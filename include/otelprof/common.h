@@ -20,7 +20,8 @@ extern "C" {
 #define OTELPROF_API
 #endif
 
-/* X(name, value, message). Append only. */
+/* X(name, value, message). Append only. E_TIMEOUT (since 0.2): an operation gave up at
+ * its timeout (force_flush, shutdown); work it started may go on in the background. */
 #define OTELPROF_STATUS_MAP(X)                                                                     \
     X(OK, 0, "success")                                                                            \
     X(E_INVAL, -1, "invalid argument")                                                             \
@@ -39,7 +40,8 @@ extern "C" {
     X(E_OPTS, -14, "options struct has unknown non-zero fields (built against a newer otelprof)")  \
     X(E_BUF_TOO_SMALL, -15, "output buffer too small")                                             \
     X(E_NOT_SUPPORTED, -16, "not supported on this platform or build")                             \
-    X(E_PARSE, -17, "malformed input")
+    X(E_PARSE, -17, "malformed input")                                                             \
+    X(E_TIMEOUT, -18, "the operation did not complete within its timeout")
 
 typedef enum otelprof_status {
 #define OTELPROF_STATUS_ENUM_(name, value, msg) OTELPROF_##name = (value),

@@ -27,6 +27,12 @@
  * a time (processors serialise). shutdown and force_flush may be called from any thread,
  * also while an export runs on another; shutdown makes the running export stop retrying
  * at once and abort its transfer when shutdown's own timeout expires.
+ *
+ * Timeouts (since 0.2): force_flush returns OTELPROF_E_TIMEOUT when an export is still
+ * running at its timeout, or when an export gave up because timeout_ms ran out since the
+ * previous force_flush/shutdown (reported once); shutdown returns it when it had to abort
+ * a running export, or for such an earlier export. Other failures are not reported there
+ * (log callback, otelprof_otlp_exporter_stats).
  */
 #ifndef OTELPROF_EXPORTER_OTLP_H
 #define OTELPROF_EXPORTER_OTLP_H

@@ -86,6 +86,35 @@ typedef struct otelprof_span_data {
 OTELPROF_API void otelprof_random_trace_id(uint8_t out[16]);
 OTELPROF_API void otelprof_random_span_id(uint8_t out[8]);
 
+/* A user ID generator (the trace SDK spec's IdGenerator), set in otelprof_sdk_opts to
+ * replace the built-in generator above for the spans of one provider. Since 0.2.
+ *
+ * - The provider copies this struct when it is created; `arg` must stay valid until the
+ *   provider is freed (`free`, when set, is then called once with it — also when
+ *   otelprof_sdk_provider_new fails, as for the other objects the options hand over).
+ * - The callbacks run on every thread that starts spans, concurrently, with no SDK lock
+ *   held: they must be thread-safe and must not block for long. They are not called from
+ *   signal handlers. A generator with state should reseed itself in a forked child.
+ * - An id left all zero (invalid in W3C) is replaced by one from the built-in generator,
+ *   with one warning per provider: a span never gets an invalid id from a generator.
+ * - Trace ids are made for root spans only (children keep their parent's); span ids for
+ *   every span, recorded or not, after the sampler has decided (spec order).
+ * - W3C random-trace-id flag (0x02): set on root spans only when `random_trace_ids` is
+ *   true, i.e. the generator promises that the 56 right-most bits of its trace ids are
+ *   random (TraceIdRatioBased and downstream samplers rely on them). A replacement id
+ *   from the built-in generator is random, so it always gets the flag. */
+typedef struct otelprof_id_generator {
+    size_t sz; /* sizeof(otelprof_id_generator); OTELPROF_ID_GENERATOR() sets it */
+    /* Write a new id into out. NULL: that kind of id comes from the built-in generator. */
+    void (*generate_trace_id)(void *arg, uint8_t out[16]);
+    void (*generate_span_id)(void *arg, uint8_t out[8]);
+    void *arg;
+    bool random_trace_ids;
+    void (*free)(void *arg); /* may be NULL */
+} otelprof_id_generator;
+#define OTELPROF_ID_GENERATOR(...)                                                                 \
+    ((otelprof_id_generator){.sz = sizeof(otelprof_id_generator), __VA_ARGS__})
+
 /* ---- resource ---- */
 
 /* A resource: string/bool/int/double attributes. Starts with service.name (default
@@ -105,10 +134,30 @@ typedef enum otelprof_sampling_decision {
     OTELPROF_SAMPLING_RECORD_AND_SAMPLE = 2,
 } otelprof_sampling_decision;
 
+/* What ShouldSample receives (trace SDK spec, "ShouldSample"), for should_sample_v2. Valid
+ * during the call only; a sampler keeps copies of what it needs. Read the fields that
+ * params->sz covers: later versions append. Since 0.2. */
+typedef struct otelprof_sampling_params {
+    size_t sz;
+    const otelprof_span_context *parent; /* NULL for a root span (never an invalid context) */
+    const uint8_t *trace_id;             /* 16 bytes: the id the span will have */
+    const char *name;                    /* never NULL */
+    otelprof_span_kind kind;
+    const otelprof_kv *attrs; /* the attributes given at start, as given */
+    size_t n_attrs;
+    /* The links given at start (otelprof_span_start_opts.links), exactly as given: also
+     * those the span will not keep (invalid context without attributes or tracestate,
+     * past the link limit). Links added later with otelprof_span_add_link are not seen. */
+    const otelprof_link *links;
+    size_t n_links;
+} otelprof_sampling_params;
+
 typedef struct otelprof_sampler otelprof_sampler;
 typedef struct otelprof_sampler_ops {
     size_t sz;
-    /* parent: NULL or invalid for a root span. May replace *tracestate (same capacity). */
+    /* The original callback, kept for ABI: it does not receive the links. Used when
+     * should_sample_v2 is NULL or not covered by sz.
+     * parent: NULL or invalid for a root span. May replace *tracestate (same capacity). */
     otelprof_sampling_decision (*should_sample)(otelprof_sampler *s,
                                                 const otelprof_span_context *parent,
                                                 const uint8_t trace_id[16], const char *name,
@@ -117,6 +166,13 @@ typedef struct otelprof_sampler_ops {
     /* e.g. "TraceIdRatioBased{0.25}", "ParentBased{root:AlwaysOnSampler,...}" */
     const char *(*description)(const otelprof_sampler *s);
     void (*free)(otelprof_sampler *s);
+    /* Since 0.2: preferred over should_sample when set (a table built against 0.1 headers
+     * is shorter and never has it). Receives everything should_sample does plus the links
+     * given at span start. May replace *tracestate. Called on the thread starting the span,
+     * concurrently from several threads: must be thread-safe. */
+    otelprof_sampling_decision (*should_sample_v2)(otelprof_sampler *s,
+                                                   const otelprof_sampling_params *params,
+                                                   otelprof_tracestate *tracestate);
 } otelprof_sampler_ops;
 struct otelprof_sampler {
     const otelprof_sampler_ops *ops;
@@ -136,6 +192,12 @@ OTELPROF_API otelprof_sampler *otelprof_sampler_parentbased(otelprof_sampler *ro
 /* From OTEL_TRACES_SAMPLER / _ARG; default parentbased_always_on. */
 OTELPROF_API otelprof_sampler *otelprof_sampler_from_env(void);
 OTELPROF_API void otelprof_sampler_free(otelprof_sampler *s);
+/* Ask s for a decision the way the SDK does: should_sample_v2 when the table has it, else
+ * should_sample (without the links). For samplers that delegate (as ParentBased does), so
+ * their delegates see the links. No sampler (or no callback): RECORD_AND_SAMPLE. Thread-safe
+ * as far as s is. Since 0.2. */
+OTELPROF_API otelprof_sampling_decision otelprof_sampler_should_sample(
+    otelprof_sampler *s, const otelprof_sampling_params *params, otelprof_tracestate *tracestate);
 
 /* ---- exporter ---- */
 
@@ -150,6 +212,9 @@ typedef struct otelprof_span_exporter_ops {
     /* Called by one thread at a time (processors serialise). */
     otelprof_export_result (*export_spans)(otelprof_span_exporter *e,
                                            const otelprof_span_data *const *spans, size_t n);
+    /* OTELPROF_E_TIMEOUT when giving up at timeout_ms, or (as the OTLP exporter does) when
+     * spans it was given could not be sent in time; the batch processor passes the result
+     * on to its own force_flush/shutdown callers. */
     otelprof_status (*force_flush)(otelprof_span_exporter *e, uint32_t timeout_ms);
     otelprof_status (*shutdown)(otelprof_span_exporter *e, uint32_t timeout_ms);
     void (*free)(otelprof_span_exporter *e);
@@ -181,6 +246,8 @@ typedef struct otelprof_span_processor_ops {
      * see RECORD_ONLY spans too; the built-in ones export only those whose trace_flags
      * have OTELPROF_FLAG_SAMPLED). Must not block for long. */
     void (*on_end)(otelprof_span_processor *p, const otelprof_span_data *span);
+    /* Both return OTELPROF_E_TIMEOUT when they give up at timeout_ms (spec: let the caller
+     * know whether it succeeded, failed or timed out). */
     otelprof_status (*force_flush)(otelprof_span_processor *p, uint32_t timeout_ms);
     otelprof_status (*shutdown)(otelprof_span_processor *p, uint32_t timeout_ms);
     void (*free)(otelprof_span_processor *p);
@@ -204,7 +271,9 @@ typedef struct otelprof_batch_opts {
 
 /* A bounded queue drained by one background thread (started here: the only thread the
  * SDK creates). on_end never blocks: a full queue drops the span and counts it. Takes
- * ownership of the exporter. */
+ * ownership of the exporter. force_flush/shutdown return OTELPROF_E_TIMEOUT when their
+ * timeout passes first (since 0.2; OTELPROF_E_SYSTEM in 0.1); otherwise the exporter's
+ * force_flush/shutdown result (since 0.2). */
 OTELPROF_API otelprof_span_processor *otelprof_batch_processor_new(otelprof_span_exporter *e,
                                                                    const otelprof_batch_opts *opts);
 typedef struct otelprof_batch_stats {
@@ -232,6 +301,9 @@ typedef struct otelprof_sdk_opts {
     otelprof_span_processor *const *processors; /* each owned; none: spans are dropped */
     size_t n_processors;
     otelprof_span_limits limits;
+    /* Since 0.2. NULL: the built-in generator. The struct is copied; see
+     * otelprof_id_generator for what the provider then owns. */
+    const otelprof_id_generator *id_generator;
 } otelprof_sdk_opts;
 #define OTELPROF_SDK_OPTS(...) ((otelprof_sdk_opts){.sz = sizeof(otelprof_sdk_opts), __VA_ARGS__})
 

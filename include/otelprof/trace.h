@@ -169,6 +169,9 @@ OTELPROF_API otelprof_tracer *otelprof_tracer_provider_get_tracer(otelprof_trace
                                                                   const char *name,
                                                                   const char *version,
                                                                   const char *schema_url);
+/* force_flush and shutdown: bounded by timeout_ms; OTELPROF_E_TIMEOUT (since 0.2) when they
+ * gave up at it, or when the spans they cover did not get out in time (an exporter's own
+ * timeout, e.g. OTLP's); what was started may continue in the background. Thread-safe. */
 OTELPROF_API otelprof_status otelprof_tracer_provider_force_flush(otelprof_tracer_provider *p,
                                                                   uint32_t timeout_ms);
 OTELPROF_API otelprof_status otelprof_tracer_provider_shutdown(otelprof_tracer_provider *p,

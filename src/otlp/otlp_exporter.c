@@ -43,6 +43,9 @@ typedef struct otlp_exporter {
     bool busy;
     bool shut;
     atomic_bool abort_xfer; /* read by the libcurl progress callback */
+    /* An export gave up because its timeout ran out; reported (and cleared) by the next
+     * force_flush or shutdown as OTELPROF_E_TIMEOUT. */
+    atomic_bool timed_out;
 
     atomic_uint_least64_t export_calls, requests, retries, spans_exported, spans_failed,
         spans_too_large, spans_rejected, bytes_sent;
@@ -295,6 +298,7 @@ static bool send_request(otlp_exporter *e, const uint8_t *body, size_t len, size
     for (uint32_t attempt = 0;; attempt++) {
         uint64_t now = now_ms();
         if (now >= deadline) {
+            atomic_store(&e->timed_out, true);
             op_otlp_log(OTELPROF_LOG_WARN, "otlp: export of %zu spans timed out (%u ms)", n_spans,
                         cfg->timeout_ms);
             return false;
@@ -332,6 +336,9 @@ static bool send_request(otlp_exporter *e, const uint8_t *body, size_t len, size
             return false;
         }
         if (attempt >= cfg->max_retries) {
+            /* Each attempt's libcurl timeout is what is left of the call's. */
+            if (rc == CURLE_OPERATION_TIMEDOUT)
+                atomic_store(&e->timed_out, true);
             op_otlp_log(OTELPROF_LOG_WARN,
                         "otlp: export of %zu spans to %s failed after %u retries: %s", n_spans,
                         cfg->endpoint, attempt, what);
@@ -350,6 +357,7 @@ static bool send_request(otlp_exporter *e, const uint8_t *body, size_t len, size
             delay = (uint64_t)retry_after * 1000u;
         now = now_ms();
         if (now + delay >= deadline) {
+            atomic_store(&e->timed_out, true);
             op_otlp_log(OTELPROF_LOG_WARN,
                         "otlp: export of %zu spans failed: %s; the next retry (in %llu ms) would "
                         "pass the %u ms timeout",
@@ -455,9 +463,12 @@ static otelprof_status otlp_force_flush(otelprof_span_exporter *base, uint32_t t
     /* Nothing is buffered here; let an export running on another thread finish. */
     otlp_exporter *e = (otlp_exporter *)base;
     pthread_mutex_lock(&e->mu);
-    wait_idle_locked(e, timeout_ms);
+    bool idle = wait_idle_locked(e, timeout_ms);
     pthread_mutex_unlock(&e->mu);
-    return OTELPROF_OK;
+    if (!idle)
+        return OTELPROF_E_TIMEOUT; /* the running export carries on */
+    /* Spec: ForceFlush tells whether the spans received before it went out in time. */
+    return atomic_exchange(&e->timed_out, false) ? OTELPROF_E_TIMEOUT : OTELPROF_OK;
 }
 
 static otelprof_status otlp_shutdown(otelprof_span_exporter *base, uint32_t timeout_ms)
@@ -466,16 +477,21 @@ static otelprof_status otlp_shutdown(otelprof_span_exporter *base, uint32_t time
     pthread_mutex_lock(&e->mu);
     e->shut = true;
     pthread_cond_broadcast(&e->cv); /* ends a backoff wait: no further retries */
+    bool aborted = false;
     if (!wait_idle_locked(e, timeout_ms)) {
         /* the transfer in flight is aborted by the progress callback (within ~1 s) */
         atomic_store(&e->abort_xfer, true);
         while (e->busy)
             pthread_cond_wait(&e->cv, &e->mu);
+        aborted = true;
         op_otlp_log(OTELPROF_LOG_WARN, "otlp: shutdown aborted an export still running after %u ms",
                     timeout_ms);
     }
     pthread_mutex_unlock(&e->mu);
-    return OTELPROF_OK;
+    /* Also an export that ran out of time since the last flush (the batch processor's final
+     * drain happens just before it shuts the exporter down). */
+    bool late = atomic_exchange(&e->timed_out, false);
+    return aborted || late ? OTELPROF_E_TIMEOUT : OTELPROF_OK;
 }
 
 static void otlp_free(otelprof_span_exporter *base)
@@ -590,6 +606,7 @@ otelprof_span_exporter *otelprof_otlp_exporter_new(const otelprof_otlp_opts *opt
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->export_mu, NULL);
     atomic_init(&e->abort_xfer, false);
+    atomic_init(&e->timed_out, false);
     op_pbw_init(&e->enc, e->cfg.max_request_bytes);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

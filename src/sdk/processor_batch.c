@@ -61,6 +61,7 @@ struct batch {
     pthread_cond_t cv;
     /* under mu */
     uint64_t flush_req, flush_done;
+    otelprof_status flush_rc; /* the exporter's force_flush result for flush_done */
     bool stop, exited;
     _Atomic uint64_t enqueued, exported, dropped, failures;
 };
@@ -242,8 +243,11 @@ static void *worker(void *arg)
         atomic_store_explicit(&b->wake_pending, false, memory_order_release);
         uint64_t before = b->tail;
         drain(b, stop || flush);
+        /* The exporter's verdict on what it was given (the OTLP exporter reports an export
+         * that ran out of time as OTELPROF_E_TIMEOUT) goes back to the flush callers. */
+        otelprof_status frc = OTELPROF_OK;
         if (flush && OTS_HAS_OP(b->exp, otelprof_span_exporter_ops, force_flush))
-            (void)b->exp->ops->force_flush(b->exp, b->o.export_timeout_ms);
+            frc = b->exp->ops->force_flush(b->exp, b->o.export_timeout_ms);
         if (full && !flush && !stop && b->tail == before) {
             /* Full of spans still being published: give their producers a moment. */
             struct timespec ms = {0, 1000000L};
@@ -253,6 +257,7 @@ static void *worker(void *arg)
         if (flush || stop) {
             pthread_mutex_lock(&b->mu);
             b->flush_done = want;
+            b->flush_rc = frc;
             if (stop)
                 b->exited = true;
             pthread_cond_broadcast(&b->cv);
@@ -295,13 +300,12 @@ static otelprof_status bp_force_flush(otelprof_span_processor *proc, uint32_t ti
     sem_post(&b->wake);
     pthread_mutex_lock(&b->mu);
     bool ok = wait_done(b, mine, false, timeout_ms);
+    otelprof_status rc = ok ? b->flush_rc : OTELPROF_E_TIMEOUT;
     pthread_mutex_unlock(&b->mu);
-    if (!ok) {
+    if (!ok)
         ots_log(OTELPROF_LOG_WARN, "batch span processor: force_flush timed out after %u ms",
                 timeout_ms);
-        return OTELPROF_E_SYSTEM;
-    }
-    return OTELPROF_OK;
+    return rc;
 }
 
 static otelprof_status bp_shutdown(otelprof_span_processor *proc, uint32_t timeout_ms)
@@ -324,7 +328,7 @@ static otelprof_status bp_shutdown(otelprof_span_processor *proc, uint32_t timeo
                 "batch span processor: shutdown timed out after %u ms (the exporter is still "
                 "busy; free waits for it)",
                 timeout_ms);
-        return OTELPROF_E_SYSTEM;
+        return OTELPROF_E_TIMEOUT;
     }
     pthread_join(b->thr, NULL);
     b->joined = true;

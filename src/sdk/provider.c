@@ -6,8 +6,9 @@
  * the span's data is handed to the processors as an otelprof_span_data view valid for the
  * call, then the span is freed: the handle cannot be used (or ended) again.
  *
- * Threads: processors, sampler, resource and limits are fixed at creation, so starting and
- * ending spans takes no provider lock; only get_tracer locks (the tracer list). */
+ * Threads: processors, sampler, id generator, resource and limits are fixed at creation,
+ * so starting and ending spans takes no provider lock; only get_tracer locks (the tracer
+ * list). */
 #define _GNU_SOURCE
 #include "sdk_internal.h"
 
@@ -43,6 +44,8 @@ struct sdk_provider {
     pthread_mutex_t lock; /* tracers */
     struct sdk_tracer *tracers;
     atomic_bool shut;
+    otelprof_id_generator gen; /* all zero: the built-in generator */
+    atomic_bool warned_bad_id;
 };
 
 struct sdk_span {
@@ -373,6 +376,51 @@ static const otelprof_span_ops sdk_span_ops = {
     .end = sp_end,
 };
 
+/* ---- ids: the user's generator, else (or when it gives an invalid id) the built-in ---- */
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+static void warn_bad_id(struct sdk_provider *p, const char *what)
+{
+    if (!atomic_exchange_explicit(&p->warned_bad_id, true, memory_order_relaxed))
+        ots_log(OTELPROF_LOG_WARN,
+                "id generator: an all-zero (invalid) %s id; using the built-in generator for it "
+                "(warned once per provider)",
+                what);
+}
+
+/* Returns the trace flags a root span with this id gets. */
+static uint8_t new_trace_id(struct sdk_provider *p, uint8_t out[16])
+{
+    if (p->gen.generate_trace_id) {
+        memset(out, 0, 16); /* a callback that writes nothing gives an invalid id */
+        p->gen.generate_trace_id(p->gen.arg, out);
+        if (!all_zero(out, 16))
+            return p->gen.random_trace_ids ? OTELPROF_FLAG_RANDOM_TRACE_ID : 0;
+        warn_bad_id(p, "trace");
+    }
+    ots_new_trace_id(out);
+    return OTELPROF_FLAG_RANDOM_TRACE_ID; /* the built-in ids are random */
+}
+
+static void new_span_id(struct sdk_provider *p, uint8_t out[8])
+{
+    if (p->gen.generate_span_id) {
+        memset(out, 0, 8);
+        p->gen.generate_span_id(p->gen.arg, out);
+        if (!all_zero(out, 8))
+            return;
+        warn_bad_id(p, "span");
+    }
+    ots_new_span_id(out);
+}
+
 /* ---- tracer ---- */
 
 static otelprof_span *tr_start_span(otelprof_tracer *tracer, const char *name,
@@ -402,14 +450,23 @@ static otelprof_span *tr_start_span(otelprof_tracer *tracer, const char *name,
         memcpy(&ctx.tracestate, &parent->tracestate, sizeof ctx.tracestate);
         ctx.trace_flags = parent->trace_flags & OTELPROF_FLAG_RANDOM_TRACE_ID;
     } else {
-        ots_new_trace_id(ctx.trace_id);
-        ctx.trace_flags = OTELPROF_FLAG_RANDOM_TRACE_ID;
+        ctx.trace_flags = new_trace_id(p, ctx.trace_id);
     }
-    otelprof_sampling_decision dec = OTELPROF_SAMPLING_RECORD_AND_SAMPLE;
-    if (OTS_HAS_OP(p->sampler, otelprof_sampler_ops, should_sample))
-        dec = p->sampler->ops->should_sample(p->sampler, parent, ctx.trace_id, name, kind, attrs,
-                                             n_attrs, &ctx.tracestate);
-    ots_new_span_id(ctx.span_id);
+    /* The links exactly as given (ShouldSample's input), before the span filters them. */
+    otelprof_sampling_params sp = {
+        .sz = sizeof sp,
+        .parent = parent,
+        .trace_id = ctx.trace_id,
+        .name = name,
+        .kind = kind,
+        .attrs = attrs,
+        .n_attrs = n_attrs,
+        .links = o.links && o.n_links ? o.links : NULL,
+        .n_links = o.links ? o.n_links : 0,
+    };
+    otelprof_sampling_decision dec =
+        otelprof_sampler_should_sample(p->sampler, &sp, &ctx.tracestate);
+    new_span_id(p, ctx.span_id);
     if (dec == OTELPROF_SAMPLING_RECORD_AND_SAMPLE)
         ctx.trace_flags |= OTELPROF_FLAG_SAMPLED;
     if (dec != OTELPROF_SAMPLING_RECORD_ONLY && dec != OTELPROF_SAMPLING_RECORD_AND_SAMPLE)
@@ -538,7 +595,8 @@ static otelprof_status pr_shutdown(otelprof_tracer_provider *provider, uint32_t 
 }
 
 static void free_owned(otelprof_resource *r, otelprof_sampler *s,
-                       otelprof_span_processor *const *procs, size_t n)
+                       otelprof_span_processor *const *procs, size_t n,
+                       const otelprof_id_generator *gen)
 {
     /* Processors first: a batch worker still exporting after a timed-out shutdown reads
      * span data that points at the resource (and the tracers' scopes, freed later). */
@@ -546,6 +604,8 @@ static void free_owned(otelprof_resource *r, otelprof_sampler *s,
         otelprof_span_processor_free(procs[i]);
     otelprof_resource_free(r);
     otelprof_sampler_free(s);
+    if (gen->free)
+        gen->free(gen->arg);
 }
 
 static void pr_free(otelprof_tracer_provider *provider)
@@ -553,7 +613,7 @@ static void pr_free(otelprof_tracer_provider *provider)
     struct sdk_provider *p = (struct sdk_provider *)provider;
     if (!atomic_load_explicit(&p->shut, memory_order_acquire))
         (void)pr_shutdown(provider, DEFAULT_SHUTDOWN_TIMEOUT);
-    free_owned(p->resource, p->sampler, p->procs, p->n_procs);
+    free_owned(p->resource, p->sampler, p->procs, p->n_procs, &p->gen);
     free(p->procs);
     for (struct sdk_tracer *t = p->tracers; t;) {
         struct sdk_tracer *next = t->next;
@@ -618,6 +678,18 @@ otelprof_tracer_provider *otelprof_sdk_provider_new(const otelprof_sdk_opts *opt
     }
     if (o.n_processors && !o.processors)
         rc = OTELPROF_E_INVAL;
+    /* The generator's known fields are copied even when something is wrong, so that its
+     * free callback runs on the error path as on success. */
+    otelprof_id_generator gen;
+    memset(&gen, 0, sizeof gen);
+    if (o.id_generator) {
+        otelprof_status g = ots_opts_check(o.id_generator, o.id_generator->sz, sizeof gen);
+        if (o.id_generator->sz >= sizeof(size_t))
+            memcpy(&gen, o.id_generator,
+                   o.id_generator->sz < sizeof gen ? o.id_generator->sz : sizeof gen);
+        if (rc == OTELPROF_OK)
+            rc = g;
+    }
     struct sdk_provider *p = NULL;
     if (rc == OTELPROF_OK) {
         p = calloc(1, sizeof *p);
@@ -647,7 +719,7 @@ otelprof_tracer_provider *otelprof_sdk_provider_new(const otelprof_sdk_opts *opt
     }
     if (rc != OTELPROF_OK) {
         /* Ownership was handed over: release what the caller passed, as on success. */
-        free_owned(o.resource, o.sampler, o.processors, o.n_processors);
+        free_owned(o.resource, o.sampler, o.processors, o.n_processors, &gen);
         if (p) {
             free(p->procs);
             pthread_mutex_destroy(&p->lock);
@@ -663,6 +735,8 @@ otelprof_tracer_provider *otelprof_sdk_provider_new(const otelprof_sdk_opts *opt
             p->procs[p->n_procs++] = o.processors[i];
     resolve_limits(&o.limits, &p->lim);
     atomic_init(&p->shut, false);
+    p->gen = gen;
+    atomic_init(&p->warned_bad_id, false);
     if (err)
         *err = OTELPROF_OK;
     return &p->base;

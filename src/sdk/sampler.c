@@ -27,14 +27,51 @@ static const char *sampler_description(const otelprof_sampler *s)
     return "UnknownSampler";
 }
 
-static otelprof_sampling_decision delegate(otelprof_sampler *s, const otelprof_span_context *parent,
+otelprof_sampling_decision otelprof_sampler_should_sample(otelprof_sampler *s,
+                                                          const otelprof_sampling_params *params,
+                                                          otelprof_tracestate *tracestate)
+{
+    static const uint8_t zero_id[16];
+    /* Only the fields the caller's sz covers; the rest stay zero (NULL links, ...). */
+    otelprof_sampling_params p;
+    memset(&p, 0, sizeof p);
+    if (params && params->sz >= sizeof(size_t))
+        memcpy(&p, params, params->sz < sizeof p ? params->sz : sizeof p);
+    p.sz = sizeof p;
+    if (!p.trace_id)
+        p.trace_id = zero_id;
+    if (!p.name)
+        p.name = "";
+    if (p.parent && !otelprof_span_context_is_valid(p.parent))
+        p.parent = NULL;
+    if (!p.attrs)
+        p.n_attrs = 0;
+    if (!p.links)
+        p.n_links = 0;
+    if (OTS_HAS_OP(s, otelprof_sampler_ops, should_sample_v2))
+        return s->ops->should_sample_v2(s, &p, tracestate);
+    if (OTS_HAS_OP(s, otelprof_sampler_ops, should_sample))
+        return s->ops->should_sample(s, p.parent, p.trace_id, p.name, p.kind, p.attrs, p.n_attrs,
+                                     tracestate);
+    return OTELPROF_SAMPLING_RECORD_AND_SAMPLE;
+}
+
+/* The 0.1 entry point of a built-in sampler: the same decision without links. */
+static otelprof_sampling_decision v1_to_v2(otelprof_sampler *s, const otelprof_span_context *parent,
                                            const uint8_t trace_id[16], const char *name,
                                            otelprof_span_kind kind, const otelprof_kv *attrs,
                                            size_t n_attrs, otelprof_tracestate *ts)
 {
-    if (!OTS_HAS_OP(s, otelprof_sampler_ops, should_sample))
-        return OTELPROF_SAMPLING_RECORD_AND_SAMPLE;
-    return s->ops->should_sample(s, parent, trace_id, name, kind, attrs, n_attrs, ts);
+    otelprof_sampling_params p = {
+        .sz = sizeof p,
+        .parent = parent,
+        .trace_id = trace_id,
+        .name = name,
+        .kind = kind,
+        .attrs = attrs,
+        .n_attrs = n_attrs,
+    };
+    return otelprof_sampler_should_sample(s, &p, ts);
 }
 
 void otelprof_sampler_free(otelprof_sampler *s)
@@ -45,21 +82,18 @@ void otelprof_sampler_free(otelprof_sampler *s)
 
 /* ---- AlwaysOn / AlwaysOff: static instances ---- */
 
-static otelprof_sampling_decision on_sample(otelprof_sampler *s, const otelprof_span_context *p,
-                                            const uint8_t t[16], const char *n,
-                                            otelprof_span_kind k, const otelprof_kv *a, size_t na,
+/* Built-in samplers ignore the links, as the spec's built-in samplers do. */
+static otelprof_sampling_decision on_sample(otelprof_sampler *s, const otelprof_sampling_params *p,
                                             otelprof_tracestate *ts)
 {
-    (void)s, (void)p, (void)t, (void)n, (void)k, (void)a, (void)na, (void)ts;
+    (void)s, (void)p, (void)ts;
     return OTELPROF_SAMPLING_RECORD_AND_SAMPLE;
 }
 
-static otelprof_sampling_decision off_sample(otelprof_sampler *s, const otelprof_span_context *p,
-                                             const uint8_t t[16], const char *n,
-                                             otelprof_span_kind k, const otelprof_kv *a, size_t na,
+static otelprof_sampling_decision off_sample(otelprof_sampler *s, const otelprof_sampling_params *p,
                                              otelprof_tracestate *ts)
 {
-    (void)s, (void)p, (void)t, (void)n, (void)k, (void)a, (void)na, (void)ts;
+    (void)s, (void)p, (void)ts;
     return OTELPROF_SAMPLING_DROP;
 }
 
@@ -80,10 +114,16 @@ static void static_free(otelprof_sampler *s)
     (void)s;
 }
 
-static const otelprof_sampler_ops on_ops = {sizeof(otelprof_sampler_ops), on_sample, on_desc,
-                                            static_free};
-static const otelprof_sampler_ops off_ops = {sizeof(otelprof_sampler_ops), off_sample, off_desc,
-                                             static_free};
+static const otelprof_sampler_ops on_ops = {.sz = sizeof(otelprof_sampler_ops),
+                                            .should_sample = v1_to_v2,
+                                            .description = on_desc,
+                                            .free = static_free,
+                                            .should_sample_v2 = on_sample};
+static const otelprof_sampler_ops off_ops = {.sz = sizeof(otelprof_sampler_ops),
+                                             .should_sample = v1_to_v2,
+                                             .description = off_desc,
+                                             .free = static_free,
+                                             .should_sample_v2 = off_sample};
 static otelprof_sampler always_on = {&on_ops};
 static otelprof_sampler always_off = {&off_ops};
 
@@ -178,13 +218,11 @@ static bool parse_rv(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
-static otelprof_sampling_decision ratio_sample(otelprof_sampler *s,
-                                               const otelprof_span_context *parent,
-                                               const uint8_t trace_id[16], const char *name,
-                                               otelprof_span_kind kind, const otelprof_kv *attrs,
-                                               size_t n_attrs, otelprof_tracestate *ts)
+static otelprof_sampling_decision
+ratio_sample(otelprof_sampler *s, const otelprof_sampling_params *params, otelprof_tracestate *ts)
 {
-    (void)name, (void)kind, (void)attrs, (void)n_attrs;
+    const otelprof_span_context *parent = params->parent;
+    const uint8_t *trace_id = params->trace_id;
     struct ratio_sampler *r = (struct ratio_sampler *)s;
     uint64_t rv = 0;
     size_t rvlen;
@@ -216,8 +254,11 @@ static void heap_free(otelprof_sampler *s)
     free(s);
 }
 
-static const otelprof_sampler_ops ratio_ops = {sizeof(otelprof_sampler_ops), ratio_sample,
-                                               ratio_desc, heap_free};
+static const otelprof_sampler_ops ratio_ops = {.sz = sizeof(otelprof_sampler_ops),
+                                               .should_sample = v1_to_v2,
+                                               .description = ratio_desc,
+                                               .free = heap_free,
+                                               .should_sample_v2 = ratio_sample};
 
 /* The shortest fixed-point rendering that reads back as the same double, at least one
  * decimal: "0.25", "1.0", "0.0001". */
@@ -264,12 +305,10 @@ struct pb_sampler {
     char *desc;
 };
 
-static otelprof_sampling_decision pb_sample(otelprof_sampler *s,
-                                            const otelprof_span_context *parent,
-                                            const uint8_t trace_id[16], const char *name,
-                                            otelprof_span_kind kind, const otelprof_kv *attrs,
-                                            size_t n_attrs, otelprof_tracestate *ts)
+static otelprof_sampling_decision
+pb_sample(otelprof_sampler *s, const otelprof_sampling_params *params, otelprof_tracestate *ts)
 {
+    const otelprof_span_context *parent = params->parent;
     struct pb_sampler *pb = (struct pb_sampler *)s;
     otelprof_sampler *d;
     if (!parent || !otelprof_span_context_is_valid(parent))
@@ -278,7 +317,9 @@ static otelprof_sampling_decision pb_sample(otelprof_sampler *s,
         d = otelprof_span_context_is_sampled(parent) ? pb->remote_sampled : pb->remote_not_sampled;
     else
         d = otelprof_span_context_is_sampled(parent) ? pb->local_sampled : pb->local_not_sampled;
-    return delegate(d, parent, trace_id, name, kind, attrs, n_attrs, ts);
+    /* The delegate gets everything, links included: a user sampler inside ParentBased
+     * may decide on them even though ParentBased itself does not. */
+    return otelprof_sampler_should_sample(d, params, ts);
 }
 
 static const char *pb_desc(const otelprof_sampler *s)
@@ -298,8 +339,11 @@ static void pb_free(otelprof_sampler *s)
     free(pb);
 }
 
-static const otelprof_sampler_ops pb_ops = {sizeof(otelprof_sampler_ops), pb_sample, pb_desc,
-                                            pb_free};
+static const otelprof_sampler_ops pb_ops = {.sz = sizeof(otelprof_sampler_ops),
+                                            .should_sample = v1_to_v2,
+                                            .description = pb_desc,
+                                            .free = pb_free,
+                                            .should_sample_v2 = pb_sample};
 
 otelprof_sampler *otelprof_sampler_parentbased(otelprof_sampler *root,
                                                otelprof_sampler *remote_sampled,

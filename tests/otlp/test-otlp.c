@@ -1124,6 +1124,9 @@ static void test_collector_slow(void)
     printf("slow collector: export gave up after %.3f s\n", t);
     ASSERT_DBL_GE(t, 0.7);
     ASSERT_DBL_LT(t, 1.3);
+    /* The next flush reports that the export ran out of time, once. */
+    ASSERT_STATUS(e->ops->force_flush(e, 100), OTELPROF_E_TIMEOUT);
+    ASSERT_OK(e->ops->force_flush(e, 100));
     otelprof_span_exporter_free(e);
     receiver_stop(&r);
     fixture_free(&fx);
@@ -1158,8 +1161,12 @@ static void test_shutdown_aborts(void)
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, export_thread, &j), 0);
     sleep_ms(300);
+    /* force_flush waits for the running export up to its timeout, then says it gave up. */
     double t = now_s();
-    ASSERT_OK(e->ops->shutdown(e, 200));
+    ASSERT_STATUS(e->ops->force_flush(e, 150), OTELPROF_E_TIMEOUT);
+    ASSERT_DBL_GE(now_s() - t, 0.14);
+    t = now_s();
+    ASSERT_STATUS(e->ops->shutdown(e, 200), OTELPROF_E_TIMEOUT); /* it aborted the export */
     t = now_s() - t;
     pthread_join(th, NULL);
     printf("shutdown took %.3f s; the export returned after %.3f s\n", t, j.took);
@@ -1352,6 +1359,52 @@ static void test_sdk_collector_503(void)
     receiver r;
     receiver_start(&r, (const char *const[]){"--default", "503", "--brief", NULL});
     sdk_pressure("503", r.url, 500);
+    receiver_stop(&r);
+}
+
+/* OTLP export timeouts as the application sees them through the provider's force_flush:
+ * OTELPROF_E_TIMEOUT when the export gives up at its own timeout within the flush, and when
+ * the flush's timeout ends first. */
+static void test_sdk_flush_timeout(void)
+{
+    receiver r;
+    receiver_start(&r, (const char *const[]){"--delay-ms", "4000", "--brief", NULL});
+    otelprof_status err;
+    otelprof_span_exporter *e = exporter_for(
+        &r, OTELPROF_OTLP_OPTS(.timeout_ms = 400, .max_retries = OTELPROF_OTLP_NO_RETRIES));
+    otelprof_span_processor *bp = otelprof_batch_processor_new(
+        e, &OTELPROF_BATCH_OPTS(.max_queue_size = 64, .schedule_delay_ms = 60000,
+                                .max_export_batch_size = 64));
+    ASSERT_TRUE(bp != NULL);
+    otelprof_tracer_provider *tp =
+        otelprof_sdk_provider_new(&OTELPROF_SDK_OPTS(.sampler = otelprof_sampler_always_on(),
+                                                     .resource = otelprof_resource_new(),
+                                                     .processors = &bp, .n_processors = 1),
+                                  &err);
+    ASSERT_TRUE(tp != NULL);
+    otelprof_tracer *tr = otelprof_tracer_provider_get_tracer(tp, "otlp-test", "1.0", NULL);
+    otelprof_span_end(otelprof_tracer_start_span(tr, "late", NULL), 0);
+    /* The export (400 ms) ends well inside the flush's 5 s, but it did not deliver. */
+    double t = now_s();
+    ASSERT_STATUS(otelprof_tracer_provider_force_flush(tp, 5000), OTELPROF_E_TIMEOUT);
+    t = now_s() - t;
+    printf("flush with an export that timed out: %.3f s\n", t);
+    ASSERT_DBL_GE(t, 0.35);
+    ASSERT_DBL_LT(t, 2.5);
+    ASSERT_EQ(stats_of(e).spans_failed, 1);
+    /* Nothing new since: the next flush succeeds. */
+    ASSERT_OK(otelprof_tracer_provider_force_flush(tp, 5000));
+    /* The flush's own timeout is shorter than the export's: the processor gives up. */
+    otelprof_span_end(otelprof_tracer_start_span(tr, "later", NULL), 0);
+    t = now_s();
+    ASSERT_STATUS(otelprof_tracer_provider_force_flush(tp, 100), OTELPROF_E_TIMEOUT);
+    ASSERT_DBL_LT(now_s() - t, 0.35);
+    /* The export goes on in the background and runs out of time too. That flush already
+     * reported it, so shutdown, which waits for it, does not report it again. */
+    ASSERT_OK(otelprof_tracer_provider_shutdown(tp, 5000));
+    ASSERT_EQ(stats_of(e).spans_failed, 2);
+    ASSERT_STR_EQ(otelprof_status_name(OTELPROF_E_TIMEOUT), "OTELPROF_E_TIMEOUT");
+    otelprof_tracer_provider_free(tp);
     receiver_stop(&r);
 }
 
@@ -1827,6 +1880,7 @@ int main(int argc, char **argv)
         {"sdk_delivers", test_sdk_delivers},
         {"sdk_collector_down", test_sdk_collector_down},
         {"sdk_collector_slow", test_sdk_collector_slow},
+        {"sdk_flush_timeout", test_sdk_flush_timeout},
         {"sdk_collector_503", test_sdk_collector_503},
         {"opts_validation", test_opts_validation},
         {"env_e2e", test_env_e2e},

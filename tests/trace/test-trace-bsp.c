@@ -74,6 +74,7 @@ struct gate {
     pthread_cond_t cv;
     bool open, fail;
     int calls;
+    otelprof_status flush_rc; /* what its force_flush reports */
 };
 
 static struct gate gate;
@@ -99,6 +100,16 @@ static otelprof_export_result gate_export(otelprof_span_exporter *e,
 
 static otelprof_status gate_flush(otelprof_span_exporter *e, uint32_t t)
 {
+    (void)t;
+    struct gate *g = (struct gate *)e;
+    pthread_mutex_lock(&g->mu);
+    otelprof_status rc = g->flush_rc;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+static otelprof_status gate_shutdown(otelprof_span_exporter *e, uint32_t t)
+{
     (void)e, (void)t;
     return OTELPROF_OK;
 }
@@ -114,7 +125,7 @@ static const otelprof_span_exporter_ops gate_ops = {
     .sz = sizeof(otelprof_span_exporter_ops),
     .export_spans = gate_export,
     .force_flush = gate_flush,
-    .shutdown = gate_flush,
+    .shutdown = gate_shutdown,
     .free = gate_free,
 };
 
@@ -127,6 +138,7 @@ static otelprof_span_exporter *gate_new(bool open)
     gate.open = open;
     gate.fail = false;
     gate.calls = 0;
+    gate.flush_rc = OTELPROF_OK;
     return &gate.base;
 }
 
@@ -198,6 +210,22 @@ static bool wait_count(size_t n, unsigned timeout_ms)
         sleep_ms(5);
     }
     return true;
+}
+
+/* Wait until the exporter has been called n times; false after timeout_ms. */
+static bool wait_gate_calls(int n, unsigned timeout_ms)
+{
+    uint64_t end = mono_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&gate.mu);
+        int calls = gate.calls;
+        pthread_mutex_unlock(&gate.mu);
+        if (calls >= n)
+            return true;
+        if (mono_ms() > end)
+            return false;
+        sleep_ms(1);
+    }
 }
 
 /* ---- cases ---- */
@@ -406,9 +434,10 @@ static void bsp_slow_exporter(void)
     /* Accepted: a full queue plus at most the one batch the worker took before it blocked. */
     ASSERT_EQ(st.enqueued + st.dropped_queue_full, 500);
     ASSERT_TRUE(st.enqueued >= 50 && st.enqueued <= 60);
-    /* force_flush gives up at its timeout while the exporter is stuck. */
+    /* force_flush gives up at its timeout while the exporter is stuck, and says so. */
     uint64_t t = mono_ms();
-    ASSERT_STATUS(otelprof_tracer_provider_force_flush(provider, 100), OTELPROF_E_SYSTEM);
+    ASSERT_STATUS(otelprof_tracer_provider_force_flush(provider, 100), OTELPROF_E_TIMEOUT);
+    ASSERT_GE(mono_ms() - t, 90);
     ASSERT_LT(mono_ms() - t, 2000);
     gate_set(true);
     ASSERT_OK(otelprof_tracer_provider_shutdown(provider, 10000));
@@ -416,6 +445,57 @@ static void bsp_slow_exporter(void)
     ASSERT_EQ(st.exported, st.enqueued);
     ASSERT_EQ(st.export_failures, 0);
     ASSERT_EQ(gate_count(), st.enqueued);
+    teardown();
+}
+
+/* shutdown with a timeout the stuck exporter outlasts: OTELPROF_E_TIMEOUT; free then waits
+ * for the worker, and nothing is lost once the exporter moves again. */
+static void bsp_shutdown_timeout(void)
+{
+    log_capture();
+    otelprof_batch_opts o = OTELPROF_BATCH_OPTS(.max_queue_size = 50, .max_export_batch_size = 5,
+                                                .schedule_delay_ms = 60000);
+    setup(&o, false);
+    for (int i = 0; i < 5; i++)
+        span("x"); /* a full batch: the worker takes it and blocks in the exporter */
+    ASSERT_TRUE(wait_gate_calls(1, 5000));
+    uint64_t t = mono_ms();
+    otelprof_status rc = otelprof_tracer_provider_shutdown(provider, 150);
+    uint64_t took = mono_ms() - t;
+    ASSERT_STATUS(rc, OTELPROF_E_TIMEOUT);
+    ASSERT_GE(took, 140);
+    ASSERT_LT(took, 3000);
+    ASSERT_TRUE(strstr(log_text, "shutdown timed out") != NULL);
+    /* The message function has text for the code, distinct from E_SYSTEM's. */
+    ASSERT_STR_EQ(otelprof_status_name(rc), "OTELPROF_E_TIMEOUT");
+    ASSERT_TRUE(strstr(otelprof_strerror(rc), "timeout") != NULL);
+    ASSERT_TRUE(strcmp(otelprof_strerror(rc), otelprof_strerror(OTELPROF_E_SYSTEM)) != 0);
+    ASSERT_EQ(OTELPROF_E_TIMEOUT, -18); /* appended, never renumbered */
+    gate_set(true);
+    otelprof_tracer_provider_free(provider); /* waits for the worker's export */
+    provider = NULL;
+    bsp = NULL;
+}
+
+/* The exporter's own force_flush verdict (the OTLP exporter's E_TIMEOUT for an export that
+ * ran out of time) reaches the caller of the provider's force_flush. */
+static void bsp_flush_exporter_status(void)
+{
+    otelprof_batch_opts o = OTELPROF_BATCH_OPTS(.max_queue_size = 50, .max_export_batch_size = 10,
+                                                .schedule_delay_ms = 60000);
+    setup(&o, true);
+    span("x");
+    ASSERT_OK(otelprof_tracer_provider_force_flush(provider, 5000));
+    pthread_mutex_lock(&gate.mu);
+    gate.flush_rc = OTELPROF_E_TIMEOUT;
+    pthread_mutex_unlock(&gate.mu);
+    span("y");
+    ASSERT_STATUS(otelprof_tracer_provider_force_flush(provider, 5000), OTELPROF_E_TIMEOUT);
+    ASSERT_EQ(gate_count(), 2); /* the spans were handed over all the same */
+    pthread_mutex_lock(&gate.mu);
+    gate.flush_rc = OTELPROF_OK;
+    pthread_mutex_unlock(&gate.mu);
+    ASSERT_OK(otelprof_tracer_provider_force_flush(provider, 5000));
     teardown();
 }
 
@@ -518,6 +598,8 @@ int main(int argc, char **argv)
         {"bsp_stats_inval", bsp_stats_inval},
         {"bsp_fork", bsp_fork},
         {"bsp_slow_exporter", bsp_slow_exporter},
+        {"bsp_shutdown_timeout", bsp_shutdown_timeout},
+        {"bsp_flush_exporter_status", bsp_flush_exporter_status},
         {"bsp_threads", bsp_threads},
         {NULL, NULL},
     };

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -860,8 +862,14 @@ static void fixed_free(otelprof_sampler *s)
     free(s);
 }
 
-static const otelprof_sampler_ops fixed_ops = {sizeof(otelprof_sampler_ops), fixed_sample,
-                                               fixed_desc, fixed_free};
+/* A table as a sampler built against the 0.1 headers has it: shorter, without
+ * should_sample_v2. The SDK must still call its should_sample. */
+static const otelprof_sampler_ops fixed_ops = {
+    .sz = offsetof(otelprof_sampler_ops, should_sample_v2),
+    .should_sample = fixed_sample,
+    .description = fixed_desc,
+    .free = fixed_free,
+};
 
 struct counting {
     otelprof_span_processor base;
@@ -958,6 +966,374 @@ static void record_only_and_drop(void)
     ASSERT_EQ(counter.unsampled_ends, 1);
     ASSERT_EQ(otelprof_memory_exporter_count(mem), 1);
     ASSERT_STR_EQ(exported(0)->name, "sampled");
+    teardown();
+}
+
+/* ---- links as sampler input ---- */
+
+static int cmp_u64(const void *a, const void *b);
+static uint64_t load64(const uint8_t *p);
+
+/* Samples iff one of the links given at start is sampled, and records what it saw. */
+#define SEEN_MAX 8
+static struct {
+    int calls;
+    const otelprof_link *links;
+    size_t n_links;
+    otelprof_span_context ctx[SEEN_MAX];
+    size_t n_attrs[SEEN_MAX];
+    bool v1_called;
+} lseen;
+
+static otelprof_sampling_decision
+link_sample(otelprof_sampler *s, const otelprof_sampling_params *p, otelprof_tracestate *ts)
+{
+    (void)s, (void)ts;
+    ASSERT_GE(p->sz, sizeof *p);
+    ASSERT_TRUE(p->trace_id != NULL && p->name != NULL);
+    lseen.calls++;
+    lseen.links = p->links;
+    lseen.n_links = p->n_links;
+    bool any = false;
+    for (size_t i = 0; i < p->n_links; i++) {
+        static const otelprof_span_context none;
+        const otelprof_span_context *c = p->links[i].context ? p->links[i].context : &none;
+        if (i < SEEN_MAX) {
+            lseen.ctx[i] = *c;
+            lseen.n_attrs[i] = p->links[i].n_attrs;
+        }
+        any = any || otelprof_span_context_is_sampled(c);
+    }
+    return any ? OTELPROF_SAMPLING_RECORD_AND_SAMPLE : OTELPROF_SAMPLING_DROP;
+}
+
+static otelprof_sampling_decision link_sample_v1(otelprof_sampler *s,
+                                                 const otelprof_span_context *parent,
+                                                 const uint8_t trace_id[16], const char *name,
+                                                 otelprof_span_kind kind, const otelprof_kv *attrs,
+                                                 size_t n_attrs, otelprof_tracestate *ts)
+{
+    (void)s, (void)parent, (void)trace_id, (void)name, (void)kind, (void)attrs, (void)n_attrs;
+    (void)ts;
+    lseen.v1_called = true; /* the SDK must prefer v2 */
+    return OTELPROF_SAMPLING_DROP;
+}
+
+static const char *link_desc(const otelprof_sampler *s)
+{
+    (void)s;
+    return "LinkSampled";
+}
+
+static void static_sampler_free(otelprof_sampler *s)
+{
+    (void)s;
+}
+
+static const otelprof_sampler_ops link_ops = {
+    .sz = sizeof(otelprof_sampler_ops),
+    .should_sample = link_sample_v1,
+    .description = link_desc,
+    .free = static_sampler_free,
+    .should_sample_v2 = link_sample,
+};
+static otelprof_sampler link_sampler = {&link_ops};
+
+static void sampler_links(void)
+{
+    setup(&link_sampler, NULL);
+    otelprof_span_context sampled = mkctx(7, true, true), unsampled = mkctx(9, false, false), none;
+    memset(&none, 0, sizeof none);
+    otelprof_kv la = OTELPROF_KV_STR("k", "v");
+    /* The invalid link without attributes is not kept by the span, yet the sampler sees it. */
+    otelprof_link links[] = {{&unsampled, &la, 1}, {&none, NULL, 0}, {&sampled, NULL, 0}};
+
+    memset(&lseen, 0, sizeof lseen);
+    otelprof_span_start_opts o = OTELPROF_SPAN_START_OPTS(.links = links, .n_links = 3);
+    otelprof_span *s = start("linked", &o);
+    ASSERT_EQ(lseen.calls, 1);
+    ASSERT_TRUE(!lseen.v1_called);
+    ASSERT_TRUE(lseen.links == links);
+    ASSERT_EQ(lseen.n_links, 3);
+    ASSERT_MEM_EQ(lseen.ctx[0].span_id, unsampled.span_id, 8);
+    ASSERT_EQ(lseen.n_attrs[0], 1);
+    ASSERT_TRUE(!otelprof_span_context_is_valid(&lseen.ctx[1]));
+    ASSERT_MEM_EQ(lseen.ctx[2].span_id, sampled.span_id, 8);
+    ASSERT_TRUE(otelprof_span_is_recording(s));
+    ASSERT_TRUE(otelprof_span_context_is_sampled(otelprof_span_get_context(s)));
+    otelprof_span_end(s, 0);
+    ASSERT_EQ(exported(0)->n_links, 2);
+
+    /* Only unsampled links: dropped. */
+    memset(&lseen, 0, sizeof lseen);
+    o = OTELPROF_SPAN_START_OPTS(.links = links, .n_links = 2);
+    s = start("unsampled-links", &o);
+    ASSERT_EQ(lseen.n_links, 2);
+    ASSERT_TRUE(!otelprof_span_is_recording(s));
+    otelprof_span_end(s, 0);
+
+    /* No links: NULL and 0, also when n_links is set without an array. */
+    memset(&lseen, 0, sizeof lseen);
+    o = OTELPROF_SPAN_START_OPTS(.n_links = 5);
+    s = start("no-links", &o);
+    ASSERT_EQ(lseen.calls, 1);
+    ASSERT_TRUE(lseen.links == NULL);
+    ASSERT_EQ(lseen.n_links, 0);
+    ASSERT_TRUE(!otelprof_span_is_recording(s));
+    otelprof_span_end(s, 0);
+
+    /* Links added after start are not sampler input (the decision is made at start). */
+    memset(&lseen, 0, sizeof lseen);
+    s = start("late-link", NULL);
+    otelprof_span_add_link(s, &links[2]);
+    ASSERT_EQ(lseen.calls, 1);
+    ASSERT_EQ(lseen.n_links, 0);
+    otelprof_span_end(s, 0);
+    ASSERT_EQ(otelprof_memory_exporter_count(mem), 1);
+    teardown();
+
+    /* Inside ParentBased the user's root sampler still gets the links. */
+    setup(otelprof_sampler_parentbased(&link_sampler, NULL, NULL, NULL, NULL), NULL);
+    memset(&lseen, 0, sizeof lseen);
+    o = OTELPROF_SPAN_START_OPTS(.links = &links[2], .n_links = 1);
+    s = start("pb-root", &o);
+    ASSERT_EQ(lseen.calls, 1);
+    ASSERT_TRUE(lseen.links == &links[2]);
+    ASSERT_EQ(lseen.n_links, 1);
+    ASSERT_TRUE(otelprof_span_is_recording(s));
+    otelprof_span_end(s, 0);
+    teardown();
+
+    /* Built-in samplers ignore links: a sampled link does not make AlwaysOff or
+     * TraceIdRatioBased{0} sample, nor an unsampled one make AlwaysOn drop. */
+    otelprof_sampler *builtins[] = {otelprof_sampler_always_off(),
+                                    otelprof_sampler_traceidratio(0.0),
+                                    otelprof_sampler_always_on()};
+    for (size_t i = 0; i < 3; i++) {
+        setup(builtins[i], NULL);
+        o = OTELPROF_SPAN_START_OPTS(.links = i < 2 ? &links[2] : &links[0], .n_links = 1);
+        s = start("builtin", &o);
+        ASSERT_EQ(otelprof_span_is_recording(s), i == 2);
+        otelprof_span_end(s, 0);
+        teardown();
+    }
+
+    /* The dispatch function: a params struct from an older caller (shorter sz) has no
+     * links; v2 is preferred, and a 0.1 table gets its should_sample. */
+    uint8_t tid[16];
+    mktid(tid, 0, 1);
+    otelprof_sampling_params prm = {.sz = offsetof(otelprof_sampling_params, links),
+                                    .trace_id = tid,
+                                    .name = "p",
+                                    .links = links,
+                                    .n_links = 3};
+    otelprof_tracestate ts;
+    memset(&ts, 0, sizeof ts);
+    memset(&lseen, 0, sizeof lseen);
+    ASSERT_EQ(otelprof_sampler_should_sample(&link_sampler, &prm, &ts), OTELPROF_SAMPLING_DROP);
+    ASSERT_EQ(lseen.calls, 1);
+    ASSERT_EQ(lseen.n_links, 0);
+    prm.sz = sizeof prm;
+    ASSERT_EQ(otelprof_sampler_should_sample(&link_sampler, &prm, &ts),
+              OTELPROF_SAMPLING_RECORD_AND_SAMPLE);
+    ASSERT_EQ(lseen.n_links, 3);
+    otelprof_sampler *fixed = malloc(sizeof *fixed);
+    fixed->ops = &fixed_ops;
+    next_decision = OTELPROF_SAMPLING_RECORD_ONLY;
+    ASSERT_EQ(otelprof_sampler_should_sample(fixed, &prm, &ts), OTELPROF_SAMPLING_RECORD_ONLY);
+    ASSERT_TRUE(last_parent_null);
+    otelprof_sampler_free(fixed);
+    ASSERT_EQ(otelprof_sampler_should_sample(NULL, &prm, &ts), OTELPROF_SAMPLING_RECORD_AND_SAMPLE);
+    ASSERT_TRUE(!lseen.v1_called);
+}
+
+/* ---- custom id generator ---- */
+
+static struct {
+    _Atomic uint64_t next; /* ids are this counter, so tests can predict them */
+    bool zero_trace, zero_span;
+    int frees;
+} idg;
+
+static void put64(uint8_t *out, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static void gen_trace(void *arg, uint8_t out[16])
+{
+    ASSERT_TRUE(arg == &idg);
+    if (idg.zero_trace)
+        return; /* leaves it all zero: invalid */
+    uint64_t v = atomic_fetch_add(&idg.next, 1);
+    put64(out, 0xabcd);
+    put64(out + 8, v);
+}
+
+static void gen_span(void *arg, uint8_t out[8])
+{
+    ASSERT_TRUE(arg == &idg);
+    if (idg.zero_span) {
+        memset(out, 0, 8);
+        return;
+    }
+    put64(out, atomic_fetch_add(&idg.next, 1));
+}
+
+static void gen_free(void *arg)
+{
+    ASSERT_TRUE(arg == &idg);
+    idg.frees++;
+}
+
+static void setup_gen(const otelprof_id_generator *g, otelprof_sampler *sampler)
+{
+    mem = otelprof_memory_exporter_new(0);
+    otelprof_span_processor *proc = otelprof_simple_processor_new(mem);
+    otelprof_sdk_opts o =
+        OTELPROF_SDK_OPTS(.resource = otelprof_resource_new(),
+                          .sampler = sampler ? sampler : otelprof_sampler_always_on(),
+                          .processors = &proc, .n_processors = 1, .id_generator = g);
+    otelprof_status rc = OTELPROF_E_INVAL;
+    provider = otelprof_sdk_provider_new(&o, &rc);
+    ASSERT_OK(rc);
+    tracer = otelprof_tracer_provider_get_tracer(provider, "test", "1.0", NULL);
+}
+
+static void id_generator(void)
+{
+    log_capture();
+    memset(&idg, 0, sizeof idg);
+    atomic_store(&idg.next, 100);
+    otelprof_id_generator g =
+        OTELPROF_ID_GENERATOR(.generate_trace_id = gen_trace, .generate_span_id = gen_span,
+                              .arg = &idg, .free = gen_free);
+    setup_gen(&g, NULL);
+    memset(&g, 0xff, sizeof g); /* the provider keeps a copy */
+
+    /* Trace id, then the sampler, then the span id (spec order). Not declared random: no
+     * random flag. */
+    otelprof_span *root = start("root", NULL);
+    const otelprof_span_context *rc = otelprof_span_get_context(root);
+    ASSERT_EQ(load64(rc->trace_id), 0xabcd);
+    ASSERT_EQ(load64(rc->trace_id + 8), 100);
+    ASSERT_EQ(load64(rc->span_id), 101);
+    ASSERT_EQ(rc->trace_flags, OTELPROF_FLAG_SAMPLED);
+    /* A child: the parent's trace id and flags; a span id from the generator. */
+    otelprof_span_start_opts o = OTELPROF_SPAN_START_OPTS(.parent = rc);
+    otelprof_span *child = start("child", &o);
+    const otelprof_span_context *cc = otelprof_span_get_context(child);
+    ASSERT_MEM_EQ(cc->trace_id, rc->trace_id, 16);
+    ASSERT_EQ(load64(cc->span_id), 102);
+    ASSERT_EQ(cc->trace_flags, OTELPROF_FLAG_SAMPLED);
+    otelprof_span_end(child, 0);
+    otelprof_span_end(root, 0);
+    ASSERT_EQ(exported(0)->parent_span_id[7], 101); /* the child ended first */
+
+    /* All-zero ids from the generator: the built-in one fills in (random, so the flag is
+     * set), with one warning per provider however many spans hit it. */
+    idg.zero_trace = idg.zero_span = true;
+    for (int i = 0; i < 3; i++) {
+        otelprof_span *s = start("fallback", NULL);
+        const otelprof_span_context *c = otelprof_span_get_context(s);
+        ASSERT_TRUE(otelprof_span_context_is_valid(c));
+        ASSERT_TRUE(load64(c->trace_id) != 0xabcd);
+        ASSERT_EQ(c->trace_flags, OTELPROF_FLAG_SAMPLED | OTELPROF_FLAG_RANDOM_TRACE_ID);
+        otelprof_span_end(s, 0);
+    }
+    ASSERT_EQ(log_warns, 1);
+    ASSERT_TRUE(log_has("all-zero"));
+    ASSERT_EQ(idg.frees, 0);
+    teardown();
+    ASSERT_EQ(idg.frees, 1);
+
+    /* Declared random: roots get the flag. Only a trace id callback: span ids built in. */
+    memset(&idg, 0, sizeof idg);
+    atomic_store(&idg.next, 7);
+    g = OTELPROF_ID_GENERATOR(.generate_trace_id = gen_trace, .arg = &idg,
+                              .random_trace_ids = true);
+    setup_gen(&g, otelprof_sampler_always_off());
+    otelprof_span *s = start("random", NULL); /* dropped spans get generated ids too */
+    const otelprof_span_context *c = otelprof_span_get_context(s);
+    ASSERT_TRUE(!otelprof_span_is_recording(s));
+    ASSERT_EQ(load64(c->trace_id + 8), 7);
+    ASSERT_EQ(c->trace_flags, OTELPROF_FLAG_RANDOM_TRACE_ID);
+    ASSERT_TRUE(load64(c->span_id) != 0 && load64(c->span_id) != 8);
+    ASSERT_EQ(atomic_load(&idg.next), 8);
+    otelprof_span_end(s, 0);
+    teardown();
+    ASSERT_EQ(idg.frees, 0); /* no free callback given */
+
+    /* Ownership on failure: the generator's free runs as the other objects' do. */
+    memset(&idg, 0, sizeof idg);
+    g = OTELPROF_ID_GENERATOR(.generate_trace_id = gen_trace, .arg = &idg, .free = gen_free);
+    otelprof_sdk_opts bad = OTELPROF_SDK_OPTS(.n_processors = 1, .id_generator = &g);
+    otelprof_status st = OTELPROF_OK;
+    ASSERT_NULL(otelprof_sdk_provider_new(&bad, &st));
+    ASSERT_STATUS(st, OTELPROF_E_INVAL);
+    ASSERT_EQ(idg.frees, 1);
+    /* A generator struct from a newer caller with fields we do not know: refused. */
+    struct {
+        otelprof_id_generator g;
+        uint64_t future;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.g = g;
+    big.g.sz = sizeof big;
+    big.future = 1;
+    otelprof_sdk_opts o2 = OTELPROF_SDK_OPTS(.id_generator = &big.g);
+    ASSERT_NULL(otelprof_sdk_provider_new(&o2, &st));
+    ASSERT_STATUS(st, OTELPROF_E_OPTS);
+    ASSERT_EQ(idg.frees, 2);
+    /* An sdk_opts from a 0.1 caller (no id_generator field): the built-in generator. */
+    otelprof_sdk_opts old = OTELPROF_SDK_OPTS(.id_generator = &g);
+    old.sz = offsetof(otelprof_sdk_opts, id_generator);
+    otelprof_tracer_provider *p = otelprof_sdk_provider_new(&old, &st);
+    ASSERT_OK(st);
+    s = otelprof_tracer_start_span(otelprof_tracer_provider_get_tracer(p, "x", NULL, NULL), "s",
+                                   NULL);
+    ASSERT_TRUE(load64(otelprof_span_get_context(s)->trace_id) != 0xabcd);
+    otelprof_span_end(s, 0);
+    otelprof_tracer_provider_free(p);
+    ASSERT_EQ(idg.frees, 2);
+}
+
+#define GEN_THREADS 4
+#define GEN_PER     2000
+static uint64_t gen_seen[GEN_THREADS * GEN_PER * 2];
+
+static void *gen_worker(void *arg)
+{
+    size_t base = (size_t)(uintptr_t)arg * GEN_PER * 2;
+    for (size_t i = 0; i < GEN_PER; i++) {
+        otelprof_span *s = otelprof_tracer_start_span(tracer, "g", NULL);
+        const otelprof_span_context *c = otelprof_span_get_context(s);
+        gen_seen[base + 2 * i] = load64(c->trace_id + 8);
+        gen_seen[base + 2 * i + 1] = load64(c->span_id);
+        otelprof_span_end(s, 0);
+    }
+    return NULL;
+}
+
+/* The generator is called concurrently from every thread starting spans (TSan runs this). */
+static void id_generator_threads(void)
+{
+    memset(&idg, 0, sizeof idg);
+    atomic_store(&idg.next, 1);
+    otelprof_id_generator g = OTELPROF_ID_GENERATOR(.generate_trace_id = gen_trace,
+                                                    .generate_span_id = gen_span, .arg = &idg);
+    setup_gen(&g, otelprof_sampler_always_off());
+    pthread_t th[GEN_THREADS];
+    for (uintptr_t i = 0; i < GEN_THREADS; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, gen_worker, (void *)i), 0);
+    for (int i = 0; i < GEN_THREADS; i++)
+        pthread_join(th[i], NULL);
+    size_t n = sizeof gen_seen / sizeof gen_seen[0];
+    qsort(gen_seen, n, sizeof gen_seen[0], cmp_u64);
+    /* Every id came from the counter: exactly 1..n, none twice. */
+    for (size_t i = 0; i < n; i++)
+        ASSERT_EQ(gen_seen[i], i + 1);
     teardown();
 }
 
@@ -1582,6 +1958,9 @@ int main(int argc, char **argv)
         {"sdk_opts_errors", sdk_opts_errors},
         {"id_fork", id_fork},
         {"id_threads", id_threads},
+        {"sampler_links", sampler_links},
+        {"id_generator", id_generator},
+        {"id_generator_threads", id_generator_threads},
         {"simple_threads", simple_threads},
         {NULL, NULL},
     };
