@@ -51,6 +51,7 @@ fi
 if [ "${INSTR:-0}" = 1 ]; then
     command -v valgrind >/dev/null || { echo "INSTR=1 needs valgrind" >&2; exit 2; }
     out=${OUT_DIR:-$(mktemp -d)}
+    mkdir -p "$out"
     calls=${CALLS:-2000}
     # Collection is zeroed and dumped around the measured calls by the server itself
     # (client requests); %m is replaced by the mode, %p by valgrind with the pid.

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -153,18 +154,46 @@ void note_handler()
     g_seen.handler = pthread_self();
 }
 
+// How long "sleep" handlers take: well past the clients' deadlines (kDeadlineMs), which
+// leave room for a call to reach its handler on a warm channel even under TSan.
+constexpr int kSleepMs = 600, kDeadlineMs = 150;
+
+// Set when a handler starts (cancel tests wait for it before cancelling).
+std::atomic<int> g_handlers_started{0};
+
+// "key=value" pairs of the call's baggage (otelprof_grpc::CallBaggage), or "(unknown call)".
+std::string baggage_of(const grpc::ServerContextBase *ctx)
+{
+    std::unique_ptr<otelprof_baggage> bag(new otelprof_baggage());
+    if (!otelprof_grpc::CallBaggage(ctx, bag.get()))
+        return "(unknown call)";
+    std::string out;
+    for (const char *k : {"user", "tier"}) {
+        size_t n = 0;
+        const char *v = otelprof_baggage_get(bag.get(), k, std::strlen(k), &n);
+        if (v)
+            out += std::string(out.empty() ? "" : ",") + k + "=" + std::string(v, n);
+    }
+    return out.empty() ? "(empty)" : out;
+}
+
 class SyncEcho final : public Echo::Service
 {
-    grpc::Status UnaryEcho(grpc::ServerContext *, const EchoRequest *req,
+    grpc::Status UnaryEcho(grpc::ServerContext *ctx, const EchoRequest *req,
                            EchoResponse *resp) override
     {
         note_handler();
+        g_handlers_started++;
+        if (req->message() == "baggage") {
+            resp->set_message(baggage_of(ctx));
+            return grpc::Status::OK;
+        }
         if (req->message() == "fail")
             return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "asked to fail");
         if (req->message() == "throw") // grpc++ turns this into UNKNOWN
             throw std::runtime_error("asked to throw");
         if (req->message() == "sleep") // outlives the client's deadline
-            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            std::this_thread::sleep_for(std::chrono::milliseconds(kSleepMs));
         resp->set_message(published());
         return grpc::Status::OK;
     }
@@ -183,12 +212,98 @@ class SyncEcho final : public Echo::Service
     }
 };
 
+// What the bidi reactor's callbacks saw (one stream at a time).
+struct ReactorSeen {
+    std::mutex mu;
+    std::vector<std::string> on_read;      // published inside the CallScope in OnReadDone
+    std::vector<std::string> before_scope; // published in OnReadDone before the CallScope
+    std::vector<std::string> fresh_thread; // a new thread: before, inside, after CallScope
+    std::vector<pthread_t> threads;        // thread of each OnReadDone
+    std::string on_done;                   // inside the CallScope in OnDone
+    bool done = false;
+    void reset()
+    {
+        std::lock_guard<std::mutex> l(mu);
+        on_read.clear();
+        before_scope.clear();
+        fresh_thread.clear();
+        threads.clear();
+        on_done.clear();
+        done = false;
+    }
+} g_reactor;
+
+// A streaming callback reactor: every callback runs on some gRPC callback thread and
+// publishes the call's context with otelprof_grpc::CallScope(server context).
+class BidiReactor final : public grpc::ServerBidiReactor<EchoRequest, EchoResponse>
+{
+  public:
+    explicit BidiReactor(grpc::CallbackServerContext *ctx) : ctx_(ctx)
+    {
+        StartRead(&req_);
+    }
+
+  private:
+    void OnReadDone(bool ok) override
+    {
+        std::string before = published();
+        otelprof_grpc::CallScope scope(ctx_);
+        if (!ok) {
+            Finish(grpc::Status::OK);
+            return;
+        }
+        std::string in = published();
+        // The same lookup from a thread that never saw this call.
+        std::string fresh;
+        std::thread([&] {
+            fresh = published();
+            {
+                otelprof_grpc::CallScope s2(ctx_);
+                fresh += " " + published();
+            }
+            fresh += " " + published();
+        }).join();
+        {
+            std::lock_guard<std::mutex> l(g_reactor.mu);
+            g_reactor.on_read.push_back(in);
+            g_reactor.before_scope.push_back(before);
+            g_reactor.fresh_thread.push_back(fresh);
+            g_reactor.threads.push_back(pthread_self());
+        }
+        resp_.set_message(in);
+        StartWrite(&resp_);
+    }
+    void OnWriteDone(bool ok) override
+    {
+        otelprof_grpc::CallScope scope(ctx_);
+        if (ok)
+            StartRead(&req_);
+        else
+            Finish(grpc::Status(grpc::StatusCode::UNKNOWN, "write failed"));
+    }
+    void OnDone() override
+    {
+        {
+            otelprof_grpc::CallScope scope(ctx_);
+            std::lock_guard<std::mutex> l(g_reactor.mu);
+            g_reactor.on_done = published();
+            g_reactor.done = true;
+        }
+        delete this;
+    }
+
+    grpc::CallbackServerContext *ctx_;
+    EchoRequest req_;
+    EchoResponse resp_;
+};
+
 class CallbackEcho final : public Echo::CallbackService
 {
     grpc::ServerUnaryReactor *UnaryEcho(grpc::CallbackServerContext *ctx, const EchoRequest *req,
                                         EchoResponse *resp) override
     {
         note_handler();
+        g_handlers_started++;
         resp->set_message(published());
         grpc::ServerUnaryReactor *r = ctx->DefaultReactor();
         if (req->message() == "later") // finished from another thread, after the handler returned
@@ -196,11 +311,133 @@ class CallbackEcho final : public Echo::CallbackService
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
                 r->Finish(grpc::Status::OK);
             }).detach();
+        else if (req->message() == "sleep") // finished OK after the client gave up
+            std::thread([r] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(kSleepMs));
+                r->Finish(grpc::Status::OK);
+            }).detach();
         else
             r->Finish(grpc::Status::OK);
         return r;
     }
+    grpc::ServerBidiReactor<EchoRequest, EchoResponse> *
+    BidirectionalStreamingEcho(grpc::CallbackServerContext *ctx) override
+    {
+        note_handler();
+        return new BidiReactor(ctx);
+    }
 };
+
+// ---- the async (completion-queue) API: one CQ, one loop thread of the application ----
+struct AsyncSeen {
+    std::mutex mu;
+    std::condition_variable cv;
+    struct Tag {
+        int kind; // 0 request, 1 finish, 2 done
+        std::string message, before, inside, after;
+        bool cancelled;
+    };
+    std::vector<Tag> tags;
+    int requests = 0, deleted = 0;
+    void reset()
+    {
+        std::lock_guard<std::mutex> l(mu);
+        tags.clear();
+        requests = deleted = 0;
+    }
+} g_async;
+
+class AsyncCall
+{
+  public:
+    enum Kind { REQUEST, FINISH, DONE };
+    struct Tag {
+        AsyncCall *call;
+        Kind kind;
+    };
+
+    AsyncCall(Echo::AsyncService *svc, grpc::ServerCompletionQueue *cq)
+        : svc_(svc), cq_(cq), writer_(&ctx_)
+    {
+        ctx_.AsyncNotifyWhenDone(&done_tag_);
+        svc_->RequestUnaryEcho(&ctx_, &req_, &writer_, cq_, cq_, &request_tag_);
+    }
+
+    // The application's handling of one tag (run inside the call's CallScope). true: the
+    // call can be deleted.
+    bool Handle(Kind k, bool ok)
+    {
+        switch (k) {
+        case REQUEST:
+            if (!ok) // shutting down: no call, no done tag
+                return true;
+            new AsyncCall(svc_, cq_);
+            g_handlers_started++;
+            if (req_.message() == "abandon") { // never answered: the client gives up
+                abandoned_ = true;
+            } else {
+                resp_.set_message(published());
+                writer_.Finish(resp_, grpc::Status::OK, &finish_tag_);
+            }
+            return false;
+        case FINISH:
+            finished_ = true;
+            return done_;
+        case DONE:
+            done_ = true;
+            return finished_ || abandoned_;
+        }
+        return false;
+    }
+
+    grpc::ServerContext ctx_;
+    EchoRequest req_;
+
+  private:
+    Echo::AsyncService *svc_;
+    grpc::ServerCompletionQueue *cq_;
+    grpc::ServerAsyncResponseWriter<EchoResponse> writer_;
+    EchoResponse resp_;
+    bool finished_ = false, done_ = false, abandoned_ = false;
+
+  public:
+    Tag request_tag_{this, REQUEST}, finish_tag_{this, FINISH}, done_tag_{this, DONE};
+};
+
+void async_loop(grpc::ServerCompletionQueue *cq)
+{
+    void *tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) {
+        AsyncCall::Tag *t = static_cast<AsyncCall::Tag *>(tag);
+        AsyncCall *c = t->call;
+        const AsyncCall::Kind kind = t->kind; // t lives in c, which may be deleted below
+        AsyncSeen::Tag seen;
+        seen.kind = kind;
+        seen.before = published();
+        bool del;
+        {
+            otelprof_grpc::CallScope scope(&c->ctx_);
+            seen.inside = published();
+            del = c->Handle(kind, ok);
+        }
+        seen.after = published();
+        seen.message = c->req_.message();
+        seen.cancelled = kind == AsyncCall::DONE && c->ctx_.IsCancelled(); // valid now
+        if (del)
+            delete c; // the interceptor goes with the server context
+        std::lock_guard<std::mutex> l(g_async.mu);
+        if (ok || kind != AsyncCall::REQUEST)
+            g_async.tags.push_back(seen);
+        if (kind == AsyncCall::REQUEST && ok)
+            g_async.requests++;
+        if (del)
+            g_async.deleted++;
+        g_async.cv.notify_all();
+    }
+}
+
+enum class Api { Sync, Callback, Async };
 
 struct Env {
     otelprof_span_exporter *mem = nullptr;
@@ -208,11 +445,15 @@ struct Env {
     otelprof_tracer *tracer = nullptr;
     std::unique_ptr<grpc::Server> server;
     std::unique_ptr<grpc::Service> service;
+    std::unique_ptr<grpc::ServerCompletionQueue> cq;
+    std::thread loop;
     int port = 0;
 
     explicit Env(bool callback = false, otelprof_grpc::ServerOptions so = {},
-                 bool with_tracer = true)
+                 bool with_tracer = true, Api api = Api::Sync)
     {
+        if (callback)
+            api = Api::Callback;
         mem = otelprof_memory_exporter_new(0);
         otelprof_span_processor *p = otelprof_simple_processor_new(mem);
         otelprof_sdk_opts o = {};
@@ -226,13 +467,17 @@ struct Env {
         tracer = otelprof_tracer_provider_get_tracer(provider, "test-grpc", nullptr, nullptr);
         if (with_tracer)
             so.tracer = tracer;
-        if (callback)
+        if (api == Api::Callback)
             service.reset(new CallbackEcho);
+        else if (api == Api::Async)
+            service.reset(new Echo::AsyncService);
         else
             service.reset(new SyncEcho);
         grpc::ServerBuilder b;
         b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
         b.RegisterService(service.get());
+        if (api == Api::Async)
+            cq = b.AddCompletionQueue();
         std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> f;
         f.emplace_back(new BeforeRecorderFactory);
         f.emplace_back(new otelprof_grpc::ServerInterceptorFactory(so));
@@ -241,10 +486,19 @@ struct Env {
         server = b.BuildAndStart();
         ASSERT_TRUE(server != nullptr);
         ASSERT_GT(port, 0);
+        if (api == Api::Async) {
+            new AsyncCall(static_cast<Echo::AsyncService *>(service.get()), cq.get());
+            loop = std::thread(async_loop, cq.get());
+        }
     }
     ~Env()
     {
-        server->Shutdown();
+        // A deadline: an async call the application never finished must not block it.
+        server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        if (cq) {
+            cq->Shutdown();
+            loop.join();
+        }
         server.reset();
         otelprof_tracer_provider_free(provider);
     }
@@ -258,16 +512,41 @@ struct Env {
             grpc::ChannelArguments(), std::move(f));
         return Echo::NewStub(ch);
     }
-    // The exported SERVER spans.
-    std::vector<const otelprof_span_data *> server_spans()
+    // A channel whose interceptor starts CLIENT spans through this provider.
+    std::unique_ptr<Echo::Stub> stub_with_spans()
+    {
+        otelprof_grpc::ClientOptions co;
+        co.tracer = tracer;
+        co.target = "dns:///127.0.0.1:" + std::to_string(port);
+        std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> f;
+        f.emplace_back(new otelprof_grpc::ClientInterceptorFactory(co));
+        auto ch = grpc::experimental::CreateCustomChannelWithInterceptors(
+            "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(),
+            grpc::ChannelArguments(), std::move(f));
+        return Echo::NewStub(ch);
+    }
+    std::vector<const otelprof_span_data *> spans_of(otelprof_span_kind kind)
     {
         std::vector<const otelprof_span_data *> v;
         for (size_t i = 0; i < otelprof_memory_exporter_count(mem); i++) {
             const otelprof_span_data *d = otelprof_memory_exporter_get(mem, i);
-            if (d->kind == OTELPROF_SPAN_KIND_SERVER)
+            if (d->kind == kind)
                 v.push_back(d);
         }
         return v;
+    }
+    // The exported SERVER spans.
+    std::vector<const otelprof_span_data *> server_spans()
+    {
+        return spans_of(OTELPROF_SPAN_KIND_SERVER);
+    }
+    // Waits up to 5 s for n SERVER spans (they end on server threads after the client
+    // returned when the client gave up).
+    std::vector<const otelprof_span_data *> wait_server_spans(size_t n)
+    {
+        for (int i = 0; i < 250 && server_spans().size() < n; i++)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return server_spans();
     }
 };
 
@@ -428,40 +707,114 @@ void case_sync_bidi()
     STR_EQ(attr_str(spans[0], "rpc.method").c_str(), "BidirectionalStreamingEcho");
 }
 
-// The client gives up (deadline) while the sync handler still runs: the handler stays
-// published until it returns, the thread is clean afterwards, the span ends.
+// One OK call, so that the channel is connected before a call with a short deadline (the
+// connection set-up must not eat the deadline before the server sees the call); its span
+// is dropped.
+void warm_up(Env &env, Echo::Stub *stub)
+{
+    grpc::ClientContext ctx;
+    EchoRequest req;
+    req.set_message("1");
+    EchoResponse resp;
+    ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+    env.wait_server_spans(1);
+    otelprof_memory_exporter_reset(env.mem);
+}
+
+// The code and status the server recorded for the one SERVER span of a call the client
+// gave up on, which ends on the server after the client returned.
+void expect_gave_up(Env &env, grpc::StatusCode want, const char *what)
+{
+    auto spans = env.wait_server_spans(1);
+    ASSERT_EQ(spans.size(), 1);
+    const otelprof_kv *code = attr(spans[0], "rpc.grpc.status_code");
+    ASSERT_TRUE(code != nullptr);
+    std::printf("%s: server span status_code=%lld status=%d (%s)\n", what,
+                (long long)code->value.u.i, (int)spans[0]->status,
+                spans[0]->status_description ? spans[0]->status_description : "");
+    ASSERT_EQ(code->value.u.i, static_cast<int>(want));
+    ASSERT_EQ(spans[0]->status, OTELPROF_SPAN_STATUS_ERROR);
+}
+
+// The client gives up (deadline) while the handler still runs and then returns OK: the
+// server span records DEADLINE_EXCEEDED (what the client got), ERROR. Sync: the handler
+// stays published until it returns, the thread is clean afterwards. Callback: Finish(OK)
+// from another thread after the deadline.
 void case_deadline()
 {
-    Env env;
-    auto stub = env.stub();
-    g_seen.reset();
-    {
-        ClientSpan cs(env.tracer);
+    for (bool callback : {false, true}) {
+        Env env(callback);
+        auto stub = env.stub();
+        warm_up(env, stub.get());
+        g_seen.reset();
+        {
+            ClientSpan cs(env.tracer);
+            grpc::ClientContext ctx;
+            ctx.set_deadline(std::chrono::system_clock::now() +
+                             std::chrono::milliseconds(kDeadlineMs));
+            EchoRequest req;
+            req.set_message("sleep");
+            EchoResponse resp;
+            grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+            ASSERT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+        }
+        expect_gave_up(env, grpc::StatusCode::DEADLINE_EXCEEDED,
+                       callback ? "deadline (callback)" : "deadline (sync)");
+        std::lock_guard<std::mutex> l(g_seen.mu);
+        bool st_seen = g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)) != 0;
+        std::printf("  PRE_SEND_STATUS %s; destructor on %s thread\n",
+                    st_seen ? "ran" : "did not run",
+                    pthread_equal(g_seen.dtor_thread, g_seen.handler) ? "the handler" : "another");
+        if (callback)
+            continue;
+        ASSERT_TRUE(st_seen);
+        STR_EQ(g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)], "none");
+        if (pthread_equal(g_seen.dtor_thread, g_seen.handler))
+            STR_EQ(g_seen.dtor_published, "none");
+    }
+}
+
+// The client cancels (ClientContext::TryCancel) while the handler runs, which then
+// returns OK: the server span records CANCELLED, ERROR with the callback API, and with the
+// sync API when ServerOptions::check_cancelled is on. Off (the default, for its cost), a
+// sync call cancelled before its deadline keeps the handler's status: asserted too, so the
+// documented trade-off stays true.
+void case_cancel()
+{
+    for (int mode = 0; mode < 3; mode++) {
+        bool callback = mode == 2;
+        otelprof_grpc::ServerOptions so;
+        so.check_cancelled = mode == 1;
+        Env env(callback, so);
+        auto stub = env.stub();
+        g_handlers_started = 0;
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+        std::thread canceller([&] {
+            for (int i = 0; i < 500 && g_handlers_started == 0; i++)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            ctx.TryCancel();
+        });
         EchoRequest req;
         req.set_message("sleep");
         EchoResponse resp;
         grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
-        ASSERT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+        canceller.join();
+        ASSERT_EQ(st.error_code(), grpc::StatusCode::CANCELLED);
+        if (mode == 0) {
+            auto spans = env.wait_server_spans(1);
+            ASSERT_EQ(spans.size(), 1);
+            const otelprof_kv *code = attr(spans[0], "rpc.grpc.status_code");
+            ASSERT_TRUE(code != nullptr);
+            std::printf("cancel (sync, check_cancelled off): server span status_code=%lld "
+                        "(the handler's)\n",
+                        (long long)code->value.u.i);
+            ASSERT_EQ(code->value.u.i, 0);
+            continue;
+        }
+        expect_gave_up(env, grpc::StatusCode::CANCELLED,
+                       callback ? "cancel (callback)" : "cancel (sync, check_cancelled)");
     }
-    for (int i = 0; i < 100 && env.server_spans().empty(); i++)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    auto spans = env.server_spans();
-    ASSERT_EQ(spans.size(), 1);
-    const otelprof_kv *code = attr(spans[0], "rpc.grpc.status_code");
-    ASSERT_TRUE(code != nullptr);
-    std::lock_guard<std::mutex> l(g_seen.mu);
-    bool st_seen = g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)) != 0;
-    std::printf("deadline: server span status_code=%lld status=%d; PRE_SEND_STATUS %s; "
-                "destructor on %s thread\n",
-                (long long)code->value.u.i, (int)spans[0]->status, st_seen ? "ran" : "did not run",
-                pthread_equal(g_seen.dtor_thread, g_seen.handler) ? "the handler" : "another");
-    if (st_seen)
-        STR_EQ(g_seen.hook_published[static_cast<int>(Hook::PRE_SEND_STATUS)], "none");
-    if (pthread_equal(g_seen.dtor_thread, g_seen.handler))
-        STR_EQ(g_seen.dtor_published, "none");
 }
 
 // Hostile metadata: the call always succeeds, and a bad parent starts a new trace.
@@ -654,6 +1007,298 @@ void case_callback_gap()
     ASSERT_EQ(env.server_spans().size(), 7);
 }
 
+// A callback bidi stream served by a ServerBidiReactor: OnReadDone/OnWriteDone/OnDone run
+// on gRPC callback threads; inside otelprof_grpc::CallScope(server context) they see the
+// client's trace (and a brand-new thread sees it too, and nothing before or after).
+void case_reactor()
+{
+    Env env(true);
+    auto stub = env.stub();
+    for (int round = 0; round < 3; round++) {
+        g_reactor.reset();
+        std::string want;
+        {
+            ClientSpan cs(env.tracer);
+            want = hex(cs.ctx.trace_id, 16);
+            grpc::ClientContext ctx;
+            auto s = stub->BidirectionalStreamingEcho(&ctx);
+            for (int i = 0; i < 4; i++) {
+                EchoRequest req;
+                req.set_message(std::to_string(i));
+                ASSERT_TRUE(s->Write(req));
+                EchoResponse resp;
+                ASSERT_TRUE(s->Read(&resp));
+                STR_EQ(resp.message().substr(0, 32), want);
+            }
+            s->WritesDone();
+            ASSERT_TRUE(s->Finish().ok());
+        }
+        for (int i = 0; i < 250; i++) {
+            {
+                std::lock_guard<std::mutex> l(g_reactor.mu);
+                if (g_reactor.done)
+                    break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        std::lock_guard<std::mutex> l(g_reactor.mu);
+        ASSERT_TRUE(g_reactor.done);
+        ASSERT_EQ(g_reactor.on_read.size(), 4);
+        int without = 0;
+        std::string threads;
+        for (size_t i = 0; i < g_reactor.on_read.size(); i++) {
+            STR_EQ(g_reactor.on_read[i].substr(0, 32), want);
+            STR_EQ(g_reactor.fresh_thread[i].substr(0, 5), "none ");
+            STR_EQ(g_reactor.fresh_thread[i].substr(5, 32), want);
+            ASSERT_TRUE(g_reactor.fresh_thread[i].size() > 5 + 32 + 1);
+            STR_EQ(g_reactor.fresh_thread[i].substr(g_reactor.fresh_thread[i].size() - 5), " none");
+            without += g_reactor.before_scope[i].substr(0, 32) != want;
+            threads += pthread_equal(g_reactor.threads[i], g_reactor.threads[0]) ? " A" : " B";
+        }
+        STR_EQ(g_reactor.on_done.substr(0, 32), want);
+        std::printf("reactor round %d: OnReadDone threads%s; %d of 4 OnReadDone were not "
+                    "published before the CallScope; OnDone published\n",
+                    round, threads.c_str(), without);
+    }
+    ASSERT_EQ(env.server_spans().size(), 3);
+}
+
+// The async (completion-queue) API: the application's CQ loop thread handles each tag
+// inside otelprof_grpc::CallScope(&server context): it sees the client's trace there,
+// nothing before (async_prefixes: no publication inside CompletionQueue::Next) and nothing
+// after. A call the application never answers ends without PRE_SEND_STATUS (the
+// interceptor's destructor): CANCELLED after TryCancel, DEADLINE_EXCEEDED after the deadline.
+void case_async()
+{
+    otelprof_grpc::ServerOptions so;
+    so.async_prefixes = {"/grpc.examples.echo.Echo/"};
+    Env env(false, so, true, Api::Async);
+    auto stub = env.stub();
+    g_async.reset();
+    std::string want, want_span;
+    {
+        ClientSpan cs(env.tracer);
+        want = hex(cs.ctx.trace_id, 16);
+        want_span = hex(cs.ctx.span_id, 8);
+        for (int i = 0; i < 3; i++) {
+            grpc::ClientContext ctx;
+            EchoRequest req;
+            req.set_message("1");
+            EchoResponse resp;
+            ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+            STR_EQ(resp.message().substr(0, 32), want);
+        }
+    }
+    {
+        std::unique_lock<std::mutex> l(g_async.mu);
+        g_async.cv.wait_for(l, std::chrono::seconds(5), [] { return g_async.deleted >= 3; });
+        ASSERT_EQ(g_async.deleted, 3);
+        int by_kind[3] = {0, 0, 0};
+        for (const auto &t : g_async.tags) {
+            by_kind[t.kind]++;
+            STR_EQ(t.before, "none");
+            STR_EQ(t.inside.substr(0, 32), want);
+            STR_EQ(t.after, "none");
+        }
+        std::printf("async: %d request, %d finish, %d done tags, each published inside the "
+                    "scope only\n",
+                    by_kind[0], by_kind[1], by_kind[2]);
+        ASSERT_EQ(by_kind[0], 3);
+        ASSERT_EQ(by_kind[1], 3);
+        ASSERT_EQ(by_kind[2], 3);
+    }
+    auto spans = env.server_spans();
+    ASSERT_EQ(spans.size(), 3);
+    for (const otelprof_span_data *d : spans) {
+        STR_EQ(hex(d->context.trace_id, 16), want);
+        STR_EQ(hex(d->parent_span_id, 8), want_span);
+        ASSERT_EQ(attr_int(d, "rpc.grpc.status_code"), 0);
+        ASSERT_EQ(d->status, OTELPROF_SPAN_STATUS_UNSET);
+    }
+
+    // Never answered: the client gives up; the done tag says cancelled; the application
+    // deletes the call, and with it the interceptor, which ends the span.
+    for (bool by_deadline : {false, true}) {
+        otelprof_memory_exporter_reset(env.mem);
+        g_async.reset();
+        g_seen.reset();
+        g_handlers_started = 0;
+        std::string trace;
+        {
+            ClientSpan cs(env.tracer);
+            trace = hex(cs.ctx.trace_id, 16);
+            grpc::ClientContext ctx;
+            if (by_deadline)
+                ctx.set_deadline(std::chrono::system_clock::now() +
+                                 std::chrono::milliseconds(kDeadlineMs));
+            std::thread canceller([&] {
+                if (by_deadline)
+                    return;
+                for (int i = 0; i < 500 && g_handlers_started == 0; i++)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                ctx.TryCancel();
+            });
+            EchoRequest req;
+            req.set_message("abandon");
+            EchoResponse resp;
+            grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+            canceller.join();
+            ASSERT_EQ(st.error_code(), by_deadline ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                                   : grpc::StatusCode::CANCELLED);
+        }
+        {
+            std::unique_lock<std::mutex> l(g_async.mu);
+            g_async.cv.wait_for(l, std::chrono::seconds(5), [] { return g_async.deleted >= 1; });
+            ASSERT_EQ(g_async.deleted, 1);
+            bool done_cancelled = false;
+            for (const auto &t : g_async.tags) {
+                STR_EQ(t.inside.substr(0, 32), trace);
+                STR_EQ(t.after, "none");
+                done_cancelled |= t.kind == AsyncCall::DONE && t.cancelled;
+            }
+            ASSERT_TRUE(done_cancelled);
+        }
+        expect_gave_up(
+            env, by_deadline ? grpc::StatusCode::DEADLINE_EXCEEDED : grpc::StatusCode::CANCELLED,
+            by_deadline ? "async, never answered, deadline" : "async, never answered, cancelled");
+        STR_EQ(hex(env.server_spans()[0]->context.trace_id, 16), trace);
+        std::lock_guard<std::mutex> l(g_seen.mu);
+        ASSERT_EQ(g_seen.hook_thread.count(static_cast<int>(Hook::PRE_SEND_STATUS)), 0);
+    }
+}
+
+// ClientOptions::tracer: the client interceptor starts a CLIENT span (child of the
+// caller's current span), injects its context, ends it with the status.
+void case_client_span()
+{
+    Env env;
+    auto stub = env.stub_with_spans();
+    otelprof_span_start_opts po = {};
+    po.sz = sizeof po;
+    po.root = true;
+    otelprof_span *caller = otelprof_tracer_start_span(env.tracer, "caller", &po);
+    otelprof_span_context cctx = *otelprof_span_get_context(caller);
+    otelprof_scope scope{};
+    ASSERT_OK(otelprof_scope_enter(&cctx, &scope));
+    for (const char *m : {"1", "fail"}) {
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message(m);
+        EchoResponse resp;
+        grpc::Status st = stub->UnaryEcho(&ctx, req, &resp);
+        ASSERT_EQ(st.ok(), std::string(m) == "1");
+        if (st.ok()) // the handler sees the caller's trace
+            STR_EQ(resp.message().substr(0, 32), hex(cctx.trace_id, 16));
+    }
+    ASSERT_OK(otelprof_scope_leave(&scope));
+    otelprof_span_end(caller, 0);
+    // No current span: the CLIENT span starts a new trace.
+    {
+        grpc::ClientContext ctx;
+        EchoRequest req;
+        req.set_message("1");
+        EchoResponse resp;
+        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+    }
+    auto servers = env.server_spans();
+    auto clients = env.spans_of(OTELPROF_SPAN_KIND_CLIENT);
+    ASSERT_EQ(servers.size(), 3);
+    ASSERT_EQ(clients.size(), 3);
+    static const uint8_t zero[8] = {0};
+    for (size_t i = 0; i < 3; i++) {
+        const otelprof_span_data *c = clients[i], *sv = servers[i];
+        std::printf("client span %s %s parent %s -> server span %s parent %s, code %lld\n",
+                    hex(c->context.trace_id, 16).c_str(), hex(c->context.span_id, 8).c_str(),
+                    hex(c->parent_span_id, 8).c_str(), hex(sv->context.span_id, 8).c_str(),
+                    hex(sv->parent_span_id, 8).c_str(),
+                    (long long)attr_int(c, "rpc.grpc.status_code"));
+        STR_EQ(c->name, "grpc.examples.echo.Echo/UnaryEcho");
+        STR_EQ(attr_str(c, "rpc.system"), "grpc");
+        STR_EQ(attr_str(c, "rpc.service"), "grpc.examples.echo.Echo");
+        STR_EQ(attr_str(c, "rpc.method"), "UnaryEcho");
+        STR_EQ(attr_str(c, "server.address"), "127.0.0.1");
+        ASSERT_EQ(attr_int(c, "server.port"), env.port);
+        STR_EQ(attr_str(c, "network.peer.address"), "127.0.0.1");
+        ASSERT_EQ(attr_int(c, "network.peer.port"), env.port);
+        // the server's span is the CLIENT span's child, in the same trace
+        ASSERT_MEM_EQ(sv->context.trace_id, c->context.trace_id, 16);
+        ASSERT_MEM_EQ(sv->parent_span_id, c->context.span_id, 8);
+        ASSERT_TRUE(sv->parent_is_remote);
+        if (i < 2) { // under the caller's span
+            ASSERT_MEM_EQ(c->context.trace_id, cctx.trace_id, 16);
+            ASSERT_MEM_EQ(c->parent_span_id, cctx.span_id, 8);
+        } else {
+            ASSERT_TRUE(std::memcmp(c->context.trace_id, cctx.trace_id, 16) != 0);
+            ASSERT_MEM_EQ(c->parent_span_id, zero, 8);
+        }
+    }
+    ASSERT_EQ(attr_int(clients[0], "rpc.grpc.status_code"), 0);
+    ASSERT_EQ(clients[0]->status, OTELPROF_SPAN_STATUS_UNSET);
+    ASSERT_EQ(attr_int(clients[1], "rpc.grpc.status_code"), 3);
+    ASSERT_EQ(clients[1]->status, OTELPROF_SPAN_STATUS_ERROR);
+    STR_EQ(clients[1]->status_description ? clients[1]->status_description : "", "asked to fail");
+
+    // Target forms the options accept.
+    struct T {
+        const char *target, *host;
+        int port;
+        bool ok;
+    } targets[] = {
+        {"dns:///example.com:443", "example.com", 443, true},
+        {"dns://8.8.8.8/example.com:8443", "example.com", 8443, true},
+        {"ipv4:10.0.0.1:80", "10.0.0.1", 80, true},
+        {"ipv6:[::1]:50051", "::1", 50051, true},
+        {"[2001:db8::1]:9", "2001:db8::1", 9, true},
+        {"localhost", "localhost", -1, true},
+        {"host:notaport", "host", -1, true},
+        {"unix:/tmp/s.sock", "", -1, false},
+        {"dns:///", "", -1, false},
+    };
+    for (const T &t : targets) {
+        std::string host;
+        int port = 0;
+        bool ok = otelprof_grpc::detail::split_host_port(t.target, &host, &port);
+        ASSERT_EQ(ok, t.ok);
+        if (ok) {
+            STR_EQ(host, t.host);
+            ASSERT_EQ(port, t.port);
+        }
+    }
+}
+
+// Baggage sent by the client is extracted by the server interceptor (baggage propagator,
+// on by default) and readable for the call with otelprof_grpc::CallBaggage.
+void case_baggage()
+{
+    Env env;
+    auto stub = env.stub(false);
+    struct C {
+        std::vector<std::string> fields;
+        const char *want;
+    } cases[] = {
+        {{"user=alice,tier=gold"}, "user=alice,tier=gold"},
+        {{"user=bob", "tier=silver;prop"}, "user=bob,tier=silver"}, // two fields combine
+        {{}, "(empty)"},
+        {{"%%%bad,user=carol"}, "user=carol"}, // a malformed member is dropped
+    };
+    for (const C &c : cases) {
+        grpc::ClientContext ctx;
+        ctx.AddMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        for (const std::string &f : c.fields)
+            ctx.AddMetadata("baggage", f);
+        EchoRequest req;
+        req.set_message("baggage");
+        EchoResponse resp;
+        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+        std::printf("baggage %s -> %s\n", c.fields.empty() ? "(none)" : c.fields[0].c_str(),
+                    resp.message().c_str());
+        STR_EQ(resp.message(), c.want);
+    }
+    // Outside a call: unknown.
+    grpc::ServerContext other;
+    STR_EQ(baggage_of(&other), "(unknown call)");
+}
+
 std::string json_str(const std::string &j, const char *key)
 {
     std::string k = std::string("\"") + key + "\":\"";
@@ -705,7 +1350,8 @@ void case_node_client()
 }
 
 // Client for the example's smoke test: `call HOST:PORT MESSAGE` under a random span
-// context made current with a scope; prints "<client trace id> <client span id> <reply>".
+// context made current with a scope; prints "<client trace id> <client span id>" before
+// the call (grpc_inspect.py reads them while the call runs), then "<reply>".
 int case_call(const char *target, const char *message)
 {
     uint8_t tid[16], sid[8];
@@ -717,12 +1363,14 @@ int case_call(const char *target, const char *message)
     sc.trace_flags = OTELPROF_FLAG_SAMPLED;
     otelprof_scope scope{};
     ASSERT_OK(otelprof_scope_enter(&sc, &scope));
+    std::printf("%s %s\n", hex(tid, 16).c_str(), hex(sid, 8).c_str());
+    std::fflush(stdout);
     std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> f;
     f.emplace_back(new otelprof_grpc::ClientInterceptorFactory());
     auto stub = Echo::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
         target, grpc::InsecureChannelCredentials(), grpc::ChannelArguments(), std::move(f)));
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     EchoRequest req;
     req.set_message(message);
     EchoResponse resp;
@@ -732,7 +1380,7 @@ int case_call(const char *target, const char *message)
         std::fprintf(stderr, "call failed: %d %s\n", st.error_code(), st.error_message().c_str());
         return 1;
     }
-    std::printf("%s %s %s\n", hex(tid, 16).c_str(), hex(sid, 8).c_str(), resp.message().c_str());
+    std::printf("%s\n", resp.message().c_str());
     return 0;
 }
 
@@ -764,6 +1412,16 @@ int main(int argc, char **argv)
         case_callback_gap();
     else if (c == "deadline")
         case_deadline();
+    else if (c == "cancel")
+        case_cancel();
+    else if (c == "reactor")
+        case_reactor();
+    else if (c == "async")
+        case_async();
+    else if (c == "client_span")
+        case_client_span();
+    else if (c == "baggage")
+        case_baggage();
     else if (c == "node_client")
         case_node_client();
     else {
