@@ -1,11 +1,19 @@
 /* Per-span cost of start+end through the profiling wrapper against the same SDK provider
  * unwrapped, in one run (ratio; target <= 1.1x), and allocations per span for each.
  *
- *   bench_wrap [SPANS [REPS]]
+ *   bench_wrap [SPANS [REPS [CONFIG]]]   time, best of REPS, the two providers interleaved
+ *   bench_wrap instr [SPANS [CONFIG]]    one loop each inside bench_measured_loop, for
+ *                                        callgrind (bench/run.sh wrap)
+ *   CONFIG: simple (default), batch, json, http; see sdk()
  *
- * The inner provider is the SDK with always_on sampling, two attributes per span and a
- * simple (default) or batch processor whose exporter discards spans, so the numbers are
- * the cost on the application thread without network noise. */
+ * The inner provider is the SDK with always_on sampling and two attributes per span (ten for
+ * the http configuration); the processor/exporter configurations are described at sdk(). The
+ * wrapper publishes the ids and http.route in every format (OTEP 4947 record and custom labels).
+ *
+ * Instructions per span on the calling thread (callgrind, bench/run.sh wrap), sdk ->
+ * wrapped: simple 2925 -> 3758 (1.29; 4055 before the fast paths), http ~11600 -> ~12700
+ * (1.09-1.11; 13100 before); all four in docs/tracing.md "Cost of the profiling wrapper".
+ */
 #define _GNU_SOURCE
 #include <otelprof/otelprof.h>
 #include <otelprof/sdk.h>
@@ -76,14 +84,29 @@ static const otelprof_span_exporter_ops discard_ops = {
     .free = nop_free,
 };
 
-static bool use_batch;
+/* simple: simple processor + discarding exporter (the SDK at its cheapest); batch: batch
+ * processor + discarding exporter; json: batch processor + the console exporter writing
+ * OTLP/JSON to /dev/null, so the worker really serialises every span, as an exporter
+ * would, competing with the measured thread for CPU and caches; http: json with the ten
+ * attributes of an HTTP server span, the shape the wrapper is meant for. */
+static const char *config;
 
 static otelprof_tracer_provider *sdk(void)
 {
     static otelprof_span_exporter ex = {&discard_ops};
+    bool simple = strcmp(config, "simple") == 0;
+    otelprof_span_exporter *e = &ex;
+    if (strcmp(config, "json") == 0 || strcmp(config, "http") == 0) {
+        FILE *null = fopen("/dev/null", "w");
+        e = null ? otelprof_console_exporter_new(null) : NULL;
+        if (!e) {
+            fprintf(stderr, "bench_wrap: no console exporter\n");
+            exit(1);
+        }
+    }
     otelprof_batch_opts bo = OTELPROF_BATCH_OPTS(.max_queue_size = 65536, .schedule_delay_ms = 50);
-    otelprof_span_processor *procs[] = {use_batch ? otelprof_batch_processor_new(&ex, &bo)
-                                                  : otelprof_simple_processor_new(&ex)};
+    otelprof_span_processor *procs[] = {simple ? otelprof_simple_processor_new(e)
+                                               : otelprof_batch_processor_new(e, &bo)};
     otelprof_sdk_opts o = OTELPROF_SDK_OPTS(.sampler = otelprof_sampler_always_on(),
                                             .processors = procs, .n_processors = 1);
     otelprof_status err;
@@ -102,32 +125,91 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+static otelprof_kv g_kv[10];
+static otelprof_span_start_opts g_so;
+
+/* The span's start attributes: two (http.route, fib.n), or for the http configuration the
+ * ten an instrumented HTTP server span carries (semantic conventions). */
+static size_t set_attrs(bool http)
+{
+    if (!http) {
+        g_kv[0] = OTELPROF_KV_STR("http.route", "/fib");
+        g_kv[1] = OTELPROF_KV_INT("fib.n", 30);
+        return 2;
+    }
+    size_t n = 0;
+    g_kv[n++] = OTELPROF_KV_STR("http.request.method", "GET");
+    g_kv[n++] = OTELPROF_KV_STR("url.path", "/api/v1/users/42");
+    g_kv[n++] = OTELPROF_KV_STR("url.scheme", "http");
+    g_kv[n++] = OTELPROF_KV_STR("http.route", "/api/v1/users/{id}");
+    g_kv[n++] = OTELPROF_KV_STR("server.address", "api.example.com");
+    g_kv[n++] = OTELPROF_KV_INT("server.port", 8080);
+    g_kv[n++] = OTELPROF_KV_STR("network.protocol.version", "1.1");
+    g_kv[n++] = OTELPROF_KV_STR("client.address", "10.1.2.3");
+    g_kv[n++] = OTELPROF_KV_STR("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)");
+    g_kv[n++] = OTELPROF_KV_INT("http.response.status_code", 200);
+    return n;
+}
+
+static void spans_loop(otelprof_tracer *t, size_t spans)
+{
+    for (size_t i = 0; i < spans; i++) {
+        otelprof_span *s = otelprof_tracer_start_span(t, "GET /fib", &g_so);
+        otelprof_span_end(s, 0);
+    }
+}
+
+/* The loop callgrind counts (--toggle-collect): only the calling thread's instructions,
+ * so a batch processor's worker is not included. */
+void bench_measured_loop(otelprof_tracer *t, size_t spans);
+__attribute__((noinline)) void bench_measured_loop(otelprof_tracer *t, size_t spans)
+{
+    spans_loop(t, spans);
+}
+
 /* Returns ns per span; *allocs receives allocations per span. */
 static double run(otelprof_tracer *t, size_t spans, double *allocs)
 {
-    otelprof_kv kv[] = {OTELPROF_KV_STR("http.route", "/fib"), OTELPROF_KV_INT("fib.n", 30)};
-    otelprof_span_start_opts so =
-        OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER, .attrs = kv, .n_attrs = 2);
     unsigned long a0 = atomic_load(&n_alloc);
     double t0 = now_ns();
-    for (size_t i = 0; i < spans; i++) {
-        otelprof_span *s = otelprof_tracer_start_span(t, "GET /fib", &so);
-        otelprof_span_end(s, 0);
-    }
+    spans_loop(t, spans);
     double dt = now_ns() - t0;
     *allocs = (double)(atomic_load(&n_alloc) - a0) / (double)spans;
     return dt / (double)spans;
 }
 
+static const char *config_name(void)
+{
+    if (strcmp(config, "simple") == 0)
+        return "simple processor + discarding (no-op) exporter";
+    if (strcmp(config, "batch") == 0)
+        return "batch processor (queue 65536, 50 ms delay) + discarding exporter";
+    if (strcmp(config, "json") == 0)
+        return "batch processor (queue 65536, 50 ms delay) + console OTLP/JSON exporter to "
+               "/dev/null";
+    return "HTTP server spans (10 attributes), batch processor + console OTLP/JSON exporter to "
+           "/dev/null";
+}
+
 int main(int argc, char **argv)
 {
-    size_t spans = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
-    int reps = argc > 2 ? atoi(argv[2]) : 7;
-    use_batch = argc > 3 && strcmp(argv[3], "batch") == 0;
-    if (spans == 0 || reps <= 0) {
-        fprintf(stderr, "usage: %s [SPANS [REPS [simple|batch]]]\n", argv[0]);
+    bool instr = argc > 1 && strcmp(argv[1], "instr") == 0;
+    int a = instr ? 2 : 1;
+    size_t spans = argc > a ? strtoul(argv[a], NULL, 10) : (instr ? 20000 : 200000);
+    int reps = instr ? 1 : argc > a + 1 ? atoi(argv[a + 1]) : 7;
+    config = argc > a + (instr ? 1 : 2) ? argv[a + (instr ? 1 : 2)] : "simple";
+    if (spans == 0 || reps <= 0 ||
+        (strcmp(config, "simple") != 0 && strcmp(config, "batch") != 0 &&
+         strcmp(config, "json") != 0 && strcmp(config, "http") != 0)) {
+        fprintf(stderr,
+                "usage: %s [SPANS [REPS [CONFIG]]] | instr [SPANS [CONFIG]]\n"
+                "CONFIG: simple (default), batch, json, http\n",
+                argv[0]);
         return 2;
     }
+    size_t n_attrs = set_attrs(strcmp(config, "http") == 0);
+    g_so = OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER, .attrs = g_kv,
+                                    .n_attrs = n_attrs);
     otelprof_init(NULL);
     otelprof_tracer_provider *plain = sdk();
     static const char *const keys[] = {"http.route"};
@@ -144,19 +226,29 @@ int main(int argc, char **argv)
     double allocs_p = 0, allocs_w = 0, best_p = 1e18, best_w = 1e18, tmp;
     run(tp, spans / 10 + 1, &tmp); /* warm up both, and the thread's first use */
     run(tw, spans / 10 + 1, &tmp);
-    /* Interleave the two so that machine noise hits both alike; keep the best of each. */
-    for (int r = 0; r < reps; r++) {
-        double p = run(tp, spans, &allocs_p), w = run(tw, spans, &allocs_w);
-        best_p = p < best_p ? p : best_p;
-        best_w = w < best_w ? w : best_w;
+    if (instr) {
+        /* Under valgrind --tool=callgrind --collect-atstart=no
+         * --toggle-collect=bench_measured_loop --dump-after=bench_measured_loop: dump 1 is
+         * the SDK alone, dump 2 the wrapped provider (bench/run.sh wrap). */
+        printf("config %s\nspans %zu\ndump 1 sdk\ndump 2 wrapped\n", config_name(), spans);
+        bench_measured_loop(tp, spans);
+        bench_measured_loop(tw, spans);
+    } else {
+        /* Interleave the two so that machine noise hits both alike; keep the best of each. */
+        for (int r = 0; r < reps; r++) {
+            double p = run(tp, spans, &allocs_p), w = run(tw, spans, &allocs_w);
+            best_p = p < best_p ? p : best_p;
+            best_w = w < best_w ? w : best_w;
+        }
+        printf("span start+end: SDK always_on, %zu attributes, %s;\n"
+               "wrapper publishes ids + http.route (all formats), best of %d x %zu spans\n",
+               n_attrs, config_name(), reps, spans);
+        printf("%-10s %10s %14s\n", "provider", "ns/span", "allocs/span");
+        printf("%-10s %10.1f %14.2f\n", "sdk", best_p, allocs_p);
+        printf("%-10s %10.1f %14.2f\n", "wrapped", best_w, allocs_w);
+        printf("ratio wrapped/sdk: %.3f (target <= 1.10)%s\n", best_w / best_p,
+               COUNT_ALLOCS ? "" : "  [allocations not counted under sanitizers]");
     }
-    printf("span start+end, SDK (always_on, 2 attributes, %s processor, discarding exporter)\n",
-           use_batch ? "batch" : "simple");
-    printf("%-10s %10s %14s\n", "provider", "ns/span", "allocs/span");
-    printf("%-10s %10.1f %14.2f\n", "sdk", best_p, allocs_p);
-    printf("%-10s %10.1f %14.2f\n", "wrapped", best_w, allocs_w);
-    printf("ratio wrapped/sdk: %.3f (target <= 1.10)%s\n", best_w / best_p,
-           COUNT_ALLOCS ? "" : "  [allocations not counted under sanitizers]");
     otelprof_tracer_provider_free(wrapped);
     otelprof_tracer_provider_free(plain);
     return 0;

@@ -5,6 +5,10 @@
 #
 #   bench/run.sh                 build into $BUILD_DIR (default build-bench) if needed, run
 #   ITERS=500000 REPS=3 bench/run.sh       quicker, noisier
+#   bench/run.sh wrap            the profiling wrapper instead: span start+end through a
+#                                wrapped SDK provider against the same provider unwrapped,
+#                                per processor configuration, ns (best of REPS x SPANS) and
+#                                instructions per span on the calling thread (callgrind)
 # Needs cmake and a C compiler; valgrind for the instruction columns (else "n/a").
 set -euo pipefail
 
@@ -20,7 +24,6 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     command -v ninja >/dev/null && gen=(-G Ninja)
     cmake -S "$src" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$build" --target bench_attach-static bench_attach-shared >/dev/null
 if grep -Eq '^OTELPROF_SANITIZE:STRING=.+' "$build/CMakeCache.txt"; then
     echo "warning: $build is a sanitizer build; these numbers say little" >&2
 fi
@@ -32,6 +35,49 @@ trap 'rm -rf "$tmp"' EXIT
 have_vg=0
 command -v valgrind >/dev/null && have_vg=1
 
+if [ "${1:-}" = wrap ]; then
+    cmake --build "$build" --target bench_wrap-static >/dev/null
+    exe=$(find "$build" -type f -name bench_wrap-static -perm -u+x | head -n 1)
+    spans=${SPANS:-200000}
+    instr_spans=${INSTR_SPANS:-20000}
+    echo "profiling wrapper: span start+end, wrapped SDK provider vs the same provider unwrapped"
+    echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http: 10), wrapper"
+    echo "publishing ids + http.route in every format; ns = best of $reps x $spans spans, both"
+    echo "providers interleaved; instr = instructions per span on the calling thread under"
+    echo "callgrind, $instr_spans spans, loop included; a batch worker's own work is not counted)"
+    echo
+    printf '%-7s %9s %9s %7s %9s %9s %7s  %s\n' config sdk_ns wrap_ns ratio sdk_ins wrap_ins i_ratio processor
+    for cfg in simple batch json http; do
+        out=$("$exe" "$spans" "$reps" "$cfg")
+        sn=$(awk '$1 == "sdk" {print $2}' <<<"$out")
+        wn=$(awk '$1 == "wrapped" {print $2}' <<<"$out")
+        si=n/a wi=n/a ir=-
+        if [ "$have_vg" = 1 ]; then
+            (cd "$tmp" && valgrind --tool=callgrind --collect-atstart=no \
+                --toggle-collect=bench_measured_loop --dump-after=bench_measured_loop \
+                --callgrind-out-file="$tmp/cgw-$cfg.out" "$exe" instr "$instr_spans" "$cfg" \
+                >"$tmp/instr-$cfg.txt" 2>"$tmp/vg-$cfg.log") ||
+                { cat "$tmp/vg-$cfg.log" >&2; exit 1; }
+            # bench_wrap prints "dump N sdk|wrapped" for its two measured loops.
+            for who in sdk wrapped; do
+                n=$(awk -v w="$who" '$1 == "dump" && $3 == w {print $2}' "$tmp/instr-$cfg.txt")
+                t=$(awk '/^totals:/ {print $2}' "$tmp/cgw-$cfg.out.$n")
+                v=$(awk -v t="$t" -v n="$instr_spans" 'BEGIN {printf "%.0f", t / n}')
+                if [ "$who" = sdk ]; then si=$v; else wi=$v; fi
+            done
+            ir=$(awk -v a="$wi" -v b="$si" 'BEGIN {printf "%.3f", a / b}')
+        fi
+        proc=$(sed -n 's/^config //p' "$tmp/instr-$cfg.txt" 2>/dev/null || true)
+        [ -n "$proc" ] || proc=$cfg
+        printf '%-7s %9s %9s %7s %9s %9s %7s  %s\n' "$cfg" "$sn" "$wn" \
+            "$(awk -v a="$wn" -v b="$sn" 'BEGIN {printf "%.3f", a / b}')" "$si" "$wi" "$ir" "$proc"
+    done
+    echo
+    echo "target: wrapped/sdk <= 1.10"
+    exit 0
+fi
+
+cmake --build "$build" --target bench_attach-static bench_attach-shared >/dev/null
 for flavour in static shared; do
     exe=$(find "$build" -type f -name "bench_attach-$flavour" -perm -u+x | head -n 1)
     [ -n "$exe" ] || { echo "bench_attach-$flavour not built" >&2; exit 1; }

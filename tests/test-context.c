@@ -796,6 +796,115 @@ static void test_custom_labels_hex(void)
     }
 }
 
+/* The record and label set a reader sees for ctx with one attribute route=v (or none). */
+static void expect_route(const otelprof_context *ctx, uint32_t route, const char *v,
+                         const char *trace_label)
+{
+    uint8_t attrs[64] = {0};
+    size_t n = 0;
+    if (v) {
+        attrs[0] = (uint8_t)route;
+        attrs[1] = (uint8_t)strlen(v);
+        memcpy(attrs + 2, v, strlen(v));
+        n = 2 + strlen(v);
+    }
+    expect_record(ctx, attrs, n);
+    const struct rd_set *s = custom_labels_current_set;
+    ASSERT_TRUE(s != NULL);
+    ASSERT_EQ(s->count, v ? 3 : 2);
+    char hx[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hx + 2 * i, 3, "%02x", ctx->trace_id[i]);
+    expect_label(&s->storage[0], trace_label, hx, 32);
+    for (int i = 0; i < 8; i++)
+        snprintf(hx + 2 * i, 3, "%02x", ctx->span_id[i]);
+    expect_label(&s->storage[1], "otel_spanid", hx, 16);
+    if (v)
+        expect_label(&s->storage[2], "http.route", v, strlen(v));
+}
+
+/* An attach at the depth and arena offset of the frame just popped reuses its unchanged
+ * bytes (thread_ctx.c: attach_build). Every way the old bytes can differ from the new
+ * ones must still give exactly the record and labels of a fresh attach. */
+static void test_reuse(void)
+{
+    ASSERT_OK(otelprof_init(NULL));
+    uint32_t route = reg("http.route"), other = reg("other");
+    otelprof_token t, t2;
+    otelprof_context a = mkctx(10, 1), a2 = a, b = mkctx(20, 0);
+    a2.span_id[0] ^= 0xff; /* same trace, another span */
+    otelprof_attr ra = {route, "/a", 2}, rb = {route, "/b", 2}, rbb = {route, "/bbbbbbbbb", 10};
+    /* same attribute, same trace: only the span id changes */
+    ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
+    expect_route(&a, route, "/a", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_OK(otelprof_attach(&a2, &ra, 1, &t));
+    expect_route(&a2, route, "/a", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    /* same size, other value and trace */
+    ASSERT_OK(otelprof_attach(&b, &rb, 1, &t));
+    expect_route(&b, route, "/b", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    /* other size, then none, then two */
+    ASSERT_OK(otelprof_attach(&b, &rbb, 1, &t));
+    expect_route(&b, route, "/bbbbbbbbb", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_OK(otelprof_attach(&a, NULL, 0, &t));
+    expect_route(&a, route, NULL, "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    otelprof_attr two[2] = {{other, "/b", 2}, rb};
+    ASSERT_OK(otelprof_attach(&a, two, 2, &t));
+    ASSERT_EQ(((const struct rd_set *)custom_labels_current_set)->count, 4);
+    expect_label(&((const struct rd_set *)custom_labels_current_set)->storage[2], "other", "/b", 2);
+    ASSERT_OK(otelprof_detach(&t));
+    /* same key and length, the key changed: not the same entry */
+    otelprof_attr ob = {other, "/b", 2};
+    ASSERT_OK(otelprof_attach(&a, &rb, 1, &t));
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_OK(otelprof_attach(&a, &ob, 1, &t));
+    expect_label(&((const struct rd_set *)custom_labels_current_set)->storage[2], "other", "/b", 2);
+    ASSERT_OK(otelprof_detach(&t));
+    /* something attached above in between: the frame's bytes may have been overwritten */
+    ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_OK(otelprof_attach(&b, &rbb, 1, &t));
+    ASSERT_OK(otelprof_attach(&a2, &rb, 1, &t2));
+    ASSERT_OK(otelprof_detach(&t2));
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
+    expect_route(&a, route, "/a", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    /* a failed attach (bad UTF-8) at the same place, then the same attach as before it */
+    otelprof_attr bad = {route, "\xff\xfe", 2};
+    ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
+    ASSERT_OK(otelprof_detach(&t));
+    ASSERT_STATUS(otelprof_attach(&a, &bad, 1, &t), OTELPROF_E_UTF8);
+    ASSERT_OK(otelprof_attach(&a2, &ra, 1, &t));
+    expect_route(&a2, route, "/a", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    /* custom labels off for one attach, then on again */
+    ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
+    ASSERT_OK(otelprof_detach(&t));
+    otelprof_shutdown();
+    otelprof_init_opts tc = OTELPROF_INIT_OPTS(.formats = OTELPROF_FORMAT_THREAD_CTX);
+    ASSERT_OK(otelprof_init(&tc));
+    ASSERT_OK(otelprof_attach(&a2, &ra, 1, &t));
+    ASSERT_NULL(custom_labels_current_set);
+    ASSERT_OK(otelprof_detach(&t));
+    otelprof_shutdown();
+    ASSERT_OK(otelprof_init(NULL));
+    ASSERT_OK(otelprof_attach(&b, &ra, 1, &t));
+    expect_route(&b, route, "/a", "otel_traceid");
+    ASSERT_OK(otelprof_detach(&t));
+    /* the id label names changed in between */
+    otelprof_shutdown();
+    otelprof_init_opts tl = OTELPROF_INIT_OPTS(.trace_id_label = "tid");
+    ASSERT_OK(otelprof_init(&tl));
+    ASSERT_OK(otelprof_attach(&b, &ra, 1, &t));
+    expect_route(&b, route, "/a", "tid");
+    ASSERT_OK(otelprof_detach(&t));
+}
+
 static void test_shutdown(void)
 {
     ASSERT_OK(otelprof_init(NULL));
@@ -939,6 +1048,7 @@ int main(int argc, char **argv)
         {"init_opts", test_init_opts},
         {"custom_labels", test_custom_labels},
         {"custom_labels_hex", test_custom_labels_hex},
+        {"reuse", test_reuse},
         {"shutdown", test_shutdown},
         {"resource_env", test_resource_env},
         {"resource_env_malformed", test_resource_env_malformed},

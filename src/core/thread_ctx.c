@@ -209,8 +209,8 @@ static inline size_t attr_len(const otelprof_attr *a)
     return a->value_len == OTELPROF_NUL_TERMINATED ? strlen(a->value) : a->value_len;
 }
 
-/* Copy a value and check it is UTF-8, in one pass for the usual ASCII case: 8-byte words
- * (the last one overlapping) instead of a libc memcpy call plus a byte loop. */
+/* Copy a value and check it is UTF-8, in one pass for the usual ASCII case: 8- or 4-byte
+ * words (the last one overlapping) instead of a libc memcpy call plus a byte loop. */
 static inline bool copy_value(uint8_t *dst, const uint8_t *src, size_t len)
 {
     uint64_t hi = 0;
@@ -224,6 +224,13 @@ static inline bool copy_value(uint8_t *dst, const uint8_t *src, size_t len)
         memcpy(&v, src + len - 8, 8);
         memcpy(dst + len - 8, &v, 8);
         hi |= v;
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + len - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + len - 4, &b, 4);
+        hi = a | b;
     } else {
         for (size_t i = 0; i < len; i++) {
             dst[i] = src[i];
@@ -280,9 +287,23 @@ static inline size_t align8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Lowercase hex of 8 bytes in a dozen SSE2 instructions (x86-64 baseline): split the
+ * nibbles, interleave them high first, add '0' and, for 10..15, the gap up to 'a'. */
+static inline void hex8(char *out, const uint8_t *in)
+{
+    const __m128i nib = _mm_set1_epi8(0x0f);
+    __m128i v = _mm_loadl_epi64((const __m128i *)(const void *)in);
+    __m128i n = _mm_unpacklo_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), nib), _mm_and_si128(v, nib));
+    __m128i letter =
+        _mm_and_si128(_mm_cmpgt_epi8(n, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+    _mm_storeu_si128((__m128i *)(void *)out,
+                     _mm_add_epi8(_mm_add_epi8(n, _mm_set1_epi8('0')), letter));
+}
+#else
 /* Lowercase hex pairs of every byte value, first character in the low byte (both
- * supported targets are little-endian): one load and one 2-byte store per byte on every
- * attach with custom labels on. */
+ * supported targets are little-endian): one load and one 2-byte store per byte. */
 #define HEXC(d) ((d) < 10 ? '0' + (d) : 'a' - 10 + (d))
 #define HX(n)   ((uint16_t)(HEXC((n) >> 4) | HEXC((n)&15) << 8))
 #define HX4(n)  HX(n), HX((n) + 1), HX((n) + 2), HX((n) + 3)
@@ -291,10 +312,22 @@ static inline size_t align8(size_t n)
 static const uint16_t hex_pairs[256] = {HX64(0), HX64(64), HX64(128), HX64(192)};
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "hex_pairs assumes little-endian");
 
-static inline void hex(char *out, const uint8_t *in, size_t n)
+static inline void hex8(char *out, const uint8_t *in)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < 8; i++)
         memcpy(out + 2 * i, &hex_pairs[in[i]], 2);
+}
+#endif
+
+/* The id labels' values: 32 + 16 hex characters at hx. The trace id's are skipped when
+ * hx already holds them (a reused label set of the same trace). */
+static inline void hex_ids(char *hx, const struct tc_record *rec, bool trace_done)
+{
+    if (!trace_done) {
+        hex8(hx, rec->trace_id);
+        hex8(hx + 16, rec->trace_id + 8);
+    }
+    hex8(hx + 32, rec->span_id);
 }
 
 /* Custom-labels set for a record: the two id labels, then attributes that fit Parca's
@@ -306,8 +339,7 @@ static void cl_build(unsigned char *p, const struct tc_record *rec, size_t n_att
     struct cl_label *lab = (struct cl_label *)(p + sizeof *ls);
     size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
     char *hx = (char *)(lab + nlab_max);
-    hex(hx, rec->trace_id, 16);
-    hex(hx + 32, rec->span_id, 8);
+    hex_ids(hx, rec, false);
     const struct op_label *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
     const struct op_label *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
     size_t n = 0;
@@ -335,6 +367,76 @@ static size_t cl_size(size_t n_attrs)
 {
     size_t nlab = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
     return align8(sizeof(struct cl_labelset) + nlab * sizeof(struct cl_label) + 48);
+}
+
+/* Whether the label set at p, built by cl_build for a record with the same attribute
+ * entries as rec, still names what cl_build would name now (the id label names and the
+ * key names can change at run time): then only the ids' hex differs. */
+static inline bool cl_reusable(const unsigned char *p, const struct tc_record *rec, size_t n_attrs)
+{
+    const struct cl_labelset *ls = (const struct cl_labelset *)p;
+    const struct cl_label *lab = (const struct cl_label *)(p + sizeof *ls);
+    size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
+    const struct op_label *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
+    const struct op_label *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
+    if (lab[0].key.buf != (const unsigned char *)tl->name || lab[0].key.len != tl->len ||
+        lab[1].key.buf != (const unsigned char *)sl->name || lab[1].key.len != sl->len)
+        return false;
+    size_t n = 2;
+    const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
+    while (a < end && n < nlab_max) {
+        const char *name = atomic_load_explicit(&op_g_key_names[a[0]], memory_order_acquire);
+        if (name && op_g_key_name_len[a[0]] <= CL_KEY_MAX) {
+            if (n >= ls->count || lab[n].key.buf != (const unsigned char *)name)
+                return false;
+            n++;
+        }
+        a += 2 + a[1];
+    }
+    return n == ls->count;
+}
+
+static inline char *cl_hex_of(unsigned char *p, size_t n_attrs)
+{
+    size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
+    return (char *)(p + sizeof(struct cl_labelset) + nlab_max * sizeof(struct cl_label));
+}
+
+/* a[0..len) == b[0..len), in 8-byte words like copy_value. */
+static inline bool equal_bytes(const uint8_t *a, const uint8_t *b, size_t len)
+{
+    if (len >= 8) {
+        uint64_t diff = 0;
+        for (size_t i = 0; i + 8 <= len; i += 8)
+            diff |= load64(a + i) ^ load64(b + i);
+        return (diff | (load64(a + len - 8) ^ load64(b + len - 8))) == 0;
+    }
+    if (len >= 4) {
+        uint32_t a0, a1, b0, b1;
+        memcpy(&a0, a, 4);
+        memcpy(&a1, a + len - 4, 4);
+        memcpy(&b0, b, 4);
+        memcpy(&b1, b + len - 4, 4);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    uint8_t diff = 0;
+    for (size_t i = 0; i < len; i++)
+        diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+/* The entries at p are exactly what attrs (lengths in lens) would be encoded as. */
+static inline bool same_entries(const uint8_t *p, const otelprof_attr *attrs, const uint8_t *lens,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = lens[i];
+        if (p[0] != (uint8_t)attrs[i].key || p[1] != len ||
+            !equal_bytes(p + 2, (const uint8_t *)attrs[i].value, len))
+            return false;
+        p += 2 + len;
+    }
+    return true;
 }
 
 static inline otelprof_token make_token(const struct tstate *st, uint32_t depth, uint64_t seq)
@@ -407,14 +509,63 @@ static inline void write_header(struct tc_record *rec, const otelprof_context *c
     rec->attrs_size = (uint16_t)attrs_size;
 }
 
-/* Last steps of an attach: the custom-labels set (when on, at cl_mem), then point the
- * reserved frame at the finished data, publish it and hand out the token. */
-static inline otelprof_status finish_attach(struct tstate *st, struct frame *f,
-                                            struct tc_record *rec, unsigned char *cl_mem,
-                                            size_t n_attrs, otelprof_token *token)
+/* Reserve a frame, build the record (and the custom-labels set when that format is on)
+ * and publish it. attrs were validated by size_attrs (lengths in lens).
+ *
+ * Re-encoding is skipped when nothing changed: if nothing was attached on this thread
+ * since the frame at this depth was last popped (its sequence number is still the
+ * thread's latest) and it started at the same arena offset, its record and label set are
+ * still intact exactly where the new ones go. Then attribute entries equal to the new
+ * ones are compared instead of copied and validated again, and a label set that still
+ * names the same things only gets the new ids' hex. The check is completed after the
+ * reservation: a signal handler attaching in between bumps st->seq and is noticed. */
+static inline __attribute__((always_inline)) otelprof_status
+attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr *attrs,
+             const uint8_t *lens, size_t n_attrs, size_t attrs_size, otelprof_token *token)
 {
-    if (cl_mem)
-        cl_build(cl_mem, rec, n_attrs);
+    bool want_cl =
+        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
+    size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
+    size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
+    uint64_t seq0 = st->seq;
+    const struct frame *old = st->depth < OTELPROF_MAX_DEPTH ? FRAME(st, st->depth) : NULL;
+    bool reuse = old && old->seq == seq0 && old->top_before == st->top;
+    const void *old_rec = reuse ? old->rec : NULL, *old_cl = reuse ? old->cl : NULL;
+    unsigned char *mem;
+    struct frame *f = reserve(st, need, &mem);
+    if (!f) {
+        *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+        return OTELPROF_E_DEPTH;
+    }
+    struct tc_record *rec = (struct tc_record *)mem;
+    unsigned char *cl_mem = want_cl ? mem + rec_bytes : NULL;
+    reuse = reuse && f->seq == seq0 + 1 && old_rec == (const void *)mem &&
+            old_cl == (const void *)cl_mem && rec->attrs_size == attrs_size &&
+            same_entries(rec->attrs, attrs, lens, n_attrs);
+    bool same_trace = reuse && load64(rec->trace_id) == load64(ctx->trace_id) &&
+                      load64(rec->trace_id + 8) == load64(ctx->trace_id + 8);
+    write_header(rec, ctx, attrs_size);
+    if (!reuse) {
+        uint8_t *out = rec->attrs;
+        for (size_t i = 0; i < n_attrs; i++) {
+            size_t len = lens[i];
+            *out++ = (uint8_t)attrs[i].key;
+            *out++ = (uint8_t)len;
+            /* Validate the copy: the caller's buffer could change under us, ours cannot. */
+            if (!copy_value(out, (const uint8_t *)attrs[i].value, len)) {
+                unreserve(st, f);
+                *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+                return OTELPROF_E_UTF8;
+            }
+            out += len;
+        }
+    }
+    if (cl_mem) {
+        if (reuse && cl_reusable(cl_mem, rec, n_attrs))
+            hex_ids(cl_hex_of(cl_mem, n_attrs), rec, same_trace);
+        else
+            cl_build(cl_mem, rec, n_attrs);
+    }
     barrier();
     f->rec = rec;
     f->cl = cl_mem;
@@ -445,59 +596,31 @@ static __attribute__((noinline)) otelprof_status attach_general(const otelprof_c
     struct tstate *st;
     if ((rc = ensure_ready(&st)) != OTELPROF_OK)
         return rc;
-
-    bool want_cl =
-        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
-    size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
-    size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
-    unsigned char *mem;
-    struct frame *f = reserve(st, need, &mem);
-    if (!f)
-        return OTELPROF_E_DEPTH;
-
-    struct tc_record *rec = (struct tc_record *)mem;
-    write_header(rec, ctx, attrs_size);
-    uint8_t *out = rec->attrs;
-    for (size_t i = 0; i < n_attrs; i++) {
-        size_t len = lens[i];
-        *out++ = (uint8_t)attrs[i].key;
-        *out++ = (uint8_t)len;
-        /* Validate the copy: the caller's buffer could change under us, ours cannot. */
-        if (!copy_value(out, (const uint8_t *)attrs[i].value, len)) {
-            unreserve(st, f);
-            return OTELPROF_E_UTF8;
-        }
-        out += len;
-    }
-    return finish_attach(st, f, rec, want_cl ? mem + rec_bytes : NULL, n_attrs, token);
+    return attach_build(st, ctx, attrs, lens, n_attrs, attrs_size, token);
 }
 
-/* The common case of no attributes gets a lean path; everything else, and a thread's
- * first use, goes through attach_general. */
+/* Attributes handled without attach_general's call and its worst-case length array: the
+ * usual handful (the wrapper and the HTTP middleware publish a few keys). */
+#define SMALL_ATTRS 4
+
+/* The common cases (a thread already set up, a few attributes) get a lean inline path;
+ * everything else, errors included, and a thread's first use go through attach_general. */
 otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
                                 size_t n_attrs, otelprof_token *token)
 {
     struct tstate *st = tls_state;
-    if (n_attrs != 0 || !ctx || !token || !st ||
+    if (n_attrs > SMALL_ATTRS || (n_attrs && !attrs) || !ctx || !token || !st ||
         !atomic_load_explicit(&op_g_inited, memory_order_relaxed))
         return attach_general(ctx, attrs, n_attrs, token);
     if (!(load64(ctx->trace_id) | load64(ctx->trace_id + 8)) || !load64(ctx->span_id)) {
         *token = (otelprof_token)OTELPROF_TOKEN_INIT;
         return OTELPROF_E_INVALID_ID;
     }
-    bool want_cl =
-        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
-    size_t need = align8(OTELPROF_RECORD_HEADER) + (want_cl ? cl_size(0) : 0);
-    unsigned char *mem;
-    struct frame *f = reserve(st, need, &mem);
-    if (!f) {
-        *token = (otelprof_token)OTELPROF_TOKEN_INIT;
-        return OTELPROF_E_DEPTH;
-    }
-    struct tc_record *rec = (struct tc_record *)mem;
-    write_header(rec, ctx, 0);
-    return finish_attach(st, f, rec, want_cl ? mem + align8(OTELPROF_RECORD_HEADER) : NULL, 0,
-                         token);
+    uint8_t lens[SMALL_ATTRS];
+    size_t attrs_size = 0;
+    if (n_attrs && size_attrs(attrs, n_attrs, lens, &attrs_size) != OTELPROF_OK)
+        return attach_general(ctx, attrs, n_attrs, token); /* reports the error */
+    return attach_build(st, ctx, attrs, lens, n_attrs, attrs_size, token);
 }
 
 otelprof_status otelprof_clear(otelprof_token *token)

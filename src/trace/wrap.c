@@ -22,6 +22,7 @@
 #define STACK_MAX      OTELPROF_MAX_DEPTH
 #define DEFAULT_GUARD  1024u
 #define VALUE_TEXT_MAX 64 /* numbers and booleans rendered as text */
+#define COUNTER_SHARDS 16
 
 /* Bounded set of value hashes per key: lock-free inserts, so the span path never locks. */
 struct guard {
@@ -38,13 +39,22 @@ struct wprovider {
     size_t n_keys;
     char *keys[MAX_KEYS];
     uint32_t key_index[MAX_KEYS];
+    /* Bit k set in first_keys[c]: configured key k starts with byte c. Most attributes of
+     * a span are rejected by this one load. */
+    uint16_t first_keys[256];
     struct guard guards[MAX_KEYS];
     bool have_name_key;
     uint32_t name_key_index;
     struct guard name_guard;
     pthread_mutex_t lock;
     struct wtracer *tracers;
-    atomic_uint_fast64_t published, not_published, attach_failed, values_dropped, other_thread;
+    atomic_uint_fast64_t attach_failed, values_dropped, other_thread;
+    /* Counted on every span: spread over cache-line-sized shards picked by thread, so that
+     * threads starting spans at once do not all increment one shared line. */
+    struct {
+        atomic_uint_fast64_t published, not_published;
+        char pad[64 - 2 * sizeof(atomic_uint_fast64_t)];
+    } shard[COUNTER_SHARDS];
 };
 
 struct wtracer {
@@ -90,9 +100,10 @@ static atomic_uint_fast64_t thread_ids = 1;
 static pthread_key_t wt_key;
 static pthread_once_t wt_once = PTHREAD_ONCE_INIT;
 
-static void wspan_unref(struct wspan *s)
+/* Drop n references; the last one recycles s. */
+static inline void wspan_unref_n(struct wspan *s, int n)
 {
-    if (atomic_fetch_sub(&s->refs, 1) != 1)
+    if (atomic_fetch_sub_explicit(&s->refs, n, memory_order_acq_rel) != n)
         return;
     struct wthread *wt = tls_wt; /* the releasing thread keeps it for its next span */
     if (wt && wt->n_free < FREE_MAX) {
@@ -102,6 +113,11 @@ static void wspan_unref(struct wspan *s)
         return;
     }
     free(s);
+}
+
+static void wspan_unref(struct wspan *s)
+{
+    wspan_unref_n(s, 1);
 }
 
 static struct wspan *wspan_new(struct wthread *wt)
@@ -114,8 +130,12 @@ static struct wspan *wspan_new(struct wthread *wt)
     } else if ((s = malloc(sizeof *s)) == NULL) {
         return NULL;
     }
-    /* Everything but the value buffer, which `used` and `present` describe. */
-    memset(s, 0, offsetof(struct wspan, buf));
+    /* The value buffer and off/len are described by `used` and `present`: only the
+     * fields read before being written are set here (the caller sets the rest). */
+    s->token = (otelprof_token)OTELPROF_TOKEN_INIT;
+    atomic_init(&s->owner, 0);
+    s->present = 0;
+    s->used = 0;
     return s;
 }
 
@@ -139,10 +159,8 @@ static void wt_key_init(void)
     (void)pthread_key_create(&wt_key, wt_destroy);
 }
 
-static struct wthread *wt_get(void)
+static __attribute__((noinline)) struct wthread *wt_create(void)
 {
-    if (tls_wt)
-        return tls_wt;
     pthread_once(&wt_once, wt_key_init);
     struct wthread *wt = calloc(1, sizeof *wt);
     if (!wt)
@@ -154,6 +172,12 @@ static struct wthread *wt_get(void)
     }
     tls_wt = wt;
     return wt;
+}
+
+static inline struct wthread *wt_get(void)
+{
+    struct wthread *wt = tls_wt;
+    return wt ? wt : wt_create();
 }
 
 /* Pop stack entries from the top down to (and including) index i. Their core frames are
@@ -169,7 +193,7 @@ static void wt_pop_to(struct wthread *wt, unsigned i)
 
 /* Detach spans that were ended on other threads while they sit on top of this thread's
  * stack. */
-static void sweep(struct wthread *wt)
+static inline void sweep(struct wthread *wt)
 {
     while (wt->depth &&
            atomic_load_explicit(&wt->stack[wt->depth - 1]->retired, memory_order_acquire)) {
@@ -209,18 +233,40 @@ static int guard_init(struct guard *g, uint32_t max)
     return g->slots ? 0 : -1;
 }
 
-static uint64_t hash(const char *s, size_t n)
+static inline uint64_t mix(uint64_t x)
 {
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    return x ^ (x >> 32);
+}
+
+/* Value hash for the guard: whole words (the last one overlapping) rather than a byte
+ * loop, the length folded in. Equal hashes count as the same value, as before. */
+static inline uint64_t hash(const char *s, size_t n)
+{
+    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) * (n + 1), w;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, s + i, 8);
+            h = mix(h ^ w);
+        }
+        memcpy(&w, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        w = a | (uint64_t)b << 32;
+    } else {
+        w = 0;
+        for (size_t i = 0; i < n; i++)
+            w = w << 8 | (unsigned char)s[i];
+    }
+    h = mix(h ^ w);
     return h ? h : 1;
 }
 
-/* true when the value is known or could be added within the limit. */
-static bool guard_admit(struct guard *g, const char *v, size_t n)
+/* guard_admit's insertion path: the value h was not in its home slot. */
+static __attribute__((noinline)) bool guard_insert(struct guard *g, uint64_t h)
 {
-    uint64_t h = hash(v, n);
     for (uint32_t i = (uint32_t)h & g->mask, probes = 0; probes <= g->mask;
          i = (i + 1) & g->mask, probes++) {
         uint64_t cur = atomic_load_explicit(&g->slots[i], memory_order_acquire);
@@ -240,6 +286,16 @@ static bool guard_admit(struct guard *g, const char *v, size_t n)
             return true;
     }
     return false;
+}
+
+/* true when the value is known or could be added within the limit. A known value is
+ * usually in its home slot: one load. */
+static inline bool guard_admit(struct guard *g, const char *v, size_t n)
+{
+    uint64_t h = hash(v, n);
+    if (atomic_load_explicit(&g->slots[(uint32_t)h & g->mask], memory_order_acquire) == h)
+        return true;
+    return guard_insert(g, h);
 }
 
 /* ---- attributes to publish ---- */
@@ -267,30 +323,59 @@ static const char *value_text(const otelprof_value *v, char *buf, size_t *len)
     }
 }
 
+/* memcpy for the usual short values without the call: overlapping words. */
+static inline void copy_small(char *dst, const char *src, size_t n)
+{
+    if (n > 16) {
+        memcpy(dst, src, n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    }
+}
+
+/* Make room for n more bytes by packing the present values to the front of s->buf. */
+static __attribute__((noinline)) void repack(struct wspan *s)
+{
+    char tmp[sizeof s->buf];
+    uint16_t used = 0;
+    for (size_t i = 0; i <= MAX_KEYS; i++) {
+        if (s->present & (UINT32_C(1) << i)) {
+            memcpy(tmp + used, s->buf + s->off[i], s->len[i]);
+            s->off[i] = used;
+            used = (uint16_t)(used + s->len[i]);
+        }
+    }
+    memcpy(s->buf, tmp, used);
+    s->used = used;
+}
+
 /* Set (v != NULL) or clear a slot's value. Values live packed in s->buf; when an update
  * does not fit after the others, the buffer is repacked. A value that cannot fit at all
  * (more than the record holds) is left out. */
-static void set_value(struct wspan *s, size_t slot, const char *v, size_t n)
+static inline void set_value(struct wspan *s, size_t slot, const char *v, size_t n)
 {
     s->present &= ~(UINT32_C(1) << slot);
     if (!v || n > OTELPROF_VALUE_MAX)
         return;
     if (s->used + n > sizeof s->buf) {
-        char tmp[sizeof s->buf];
-        uint16_t used = 0;
-        for (size_t i = 0; i <= MAX_KEYS; i++) {
-            if (s->present & (UINT32_C(1) << i)) {
-                memcpy(tmp + used, s->buf + s->off[i], s->len[i]);
-                s->off[i] = used;
-                used = (uint16_t)(used + s->len[i]);
-            }
-        }
-        memcpy(s->buf, tmp, used);
-        s->used = used;
+        repack(s);
         if (s->used + n > sizeof s->buf)
             return;
     }
-    memcpy(s->buf + s->used, v, n);
+    copy_small(s->buf + s->used, v, n);
     s->off[slot] = s->used;
     s->len[slot] = (uint8_t)n;
     s->used = (uint16_t)(s->used + n);
@@ -298,33 +383,45 @@ static void set_value(struct wspan *s, size_t slot, const char *v, size_t n)
 }
 
 /* Collect the configured keys from attrs into s->values. Returns true if any changed. */
-static bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t n)
+/* Publish value v of configured key k (slot k), through the cardinality guard. Out of
+ * line: the loop below stays small for the many attributes that are not published. */
+static __attribute__((noinline)) void take_value(struct wspan *s, size_t k,
+                                                 const otelprof_value *value)
 {
     struct wprovider *p = s->p;
+    char buf[VALUE_TEXT_MAX];
+    size_t len = 0;
+    const char *v = value_text(value, buf, &len);
+    if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->guards[k], v, len)) {
+        atomic_fetch_add(&p->values_dropped, 1);
+        v = NULL;
+    }
+    set_value(s, k, v, len);
+}
+
+static inline bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t n)
+{
+    const struct wprovider *p = s->p;
     bool changed = false;
-    for (size_t i = 0; i < n; i++) {
-        if (!attrs[i].key)
+    for (const otelprof_kv *a = attrs, *end = attrs + n; a < end; a++) {
+        const char *key = a->key;
+        unsigned cand;
+        /* Cheap rejections first: most span attributes are not published ones. */
+        if (!key || !(cand = p->first_keys[(unsigned char)key[0]]))
             continue;
-        for (size_t k = 0; k < p->n_keys; k++) {
-            /* Cheap rejections first: most span attributes are not published ones. */
-            if (attrs[i].key != p->keys[k] &&
-                (attrs[i].key[0] != p->keys[k][0] || strcmp(attrs[i].key, p->keys[k]) != 0))
-                continue;
-            char buf[VALUE_TEXT_MAX];
-            size_t len = 0;
-            const char *v = value_text(&attrs[i].value, buf, &len);
-            if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->guards[k], v, len)) {
-                atomic_fetch_add(&p->values_dropped, 1);
-                v = NULL;
+        do {
+            unsigned k = (unsigned)__builtin_ctz(cand);
+            if (key == p->keys[k] || strcmp(key, p->keys[k]) == 0) {
+                take_value(s, k, &a->value);
+                changed = true;
             }
-            set_value(s, k, v, len);
-            changed = true;
-        }
+            cand &= cand - 1;
+        } while (cand);
     }
     return changed;
 }
 
-static otelprof_status attach_span(struct wspan *s, otelprof_token *tok)
+static inline otelprof_status attach_span(struct wspan *s, otelprof_token *tok)
 {
     struct wprovider *p = s->p;
     const otelprof_span_context *sc = s->inner->ops->context(s->inner);
@@ -334,11 +431,12 @@ static otelprof_status attach_span(struct wspan *s, otelprof_token *tok)
     c.trace_flags = sc->trace_flags;
     otelprof_attr at[MAX_KEYS + 1];
     size_t n = 0;
-    for (size_t k = 0; k < p->n_keys; k++)
-        if (s->present & (UINT32_C(1) << k))
-            at[n++] = (otelprof_attr){p->key_index[k], s->buf + s->off[k], s->len[k]};
-    if (p->have_name_key && (s->present & (UINT32_C(1) << MAX_KEYS)))
-        at[n++] = (otelprof_attr){p->name_key_index, s->buf + s->off[MAX_KEYS], s->len[MAX_KEYS]};
+    /* Slot order (keys, then the name), as the record has always been laid out. */
+    for (uint32_t bits = s->present; bits; bits &= bits - 1) {
+        unsigned k = (unsigned)__builtin_ctz(bits);
+        at[n++] = (otelprof_attr){k == MAX_KEYS ? p->name_key_index : p->key_index[k],
+                                  s->buf + s->off[k], s->len[k]};
+    }
     otelprof_status rc = otelprof_attach(&c, at, n, tok);
     if (rc == OTELPROF_E_TOO_LARGE || rc == OTELPROF_E_UTF8) /* publish the ids at least */
         rc = otelprof_attach(&c, NULL, 0, tok);
@@ -407,7 +505,20 @@ static void ws_end(otelprof_span *span, uint64_t end_ns)
     struct wspan *s = (struct wspan *)span;
     struct wprovider *p = s->p;
     struct wthread *wt = tls_wt;
-    uint64_t owner = atomic_load(&s->owner);
+    uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+    if (owner && wt && wt->id == owner && wt->stack[wt->depth - 1] == s) {
+        /* The usual case: the innermost span ends on its own thread. Its two references
+         * (the stack's and the caller's) are dropped together. */
+        (void)otelprof_detach(&s->token);
+        wt->depth--;
+        atomic_store_explicit(&s->owner, 0, memory_order_relaxed);
+        sweep(wt);
+        otelprof_span *inner = s->inner;
+        s->inner = NULL;
+        inner->ops->end(inner, end_ns);
+        wspan_unref_n(s, 2);
+        return;
+    }
     if (owner) {
         if (wt && wt->id == owner) {
             /* Restore the context from before the span (unwinding any inner ones still
@@ -455,6 +566,23 @@ static bool is_local_root(const otelprof_span_start_opts *o)
     return !parent || !otelprof_span_context_is_valid(parent) || parent->is_remote;
 }
 
+static inline void count(struct wprovider *p, const struct wthread *wt, bool published)
+{
+    unsigned i = wt ? (unsigned)(wt->id % COUNTER_SHARDS) : 0;
+    atomic_fetch_add_explicit(published ? &p->shard[i].published : &p->shard[i].not_published, 1,
+                              memory_order_relaxed);
+}
+
+/* otelprof_span_context_is_valid without the call: non-zero trace and span ids. */
+static inline bool ids_valid(const otelprof_span_context *sc)
+{
+    uint64_t t0, t1, sp;
+    memcpy(&t0, sc->trace_id, 8);
+    memcpy(&t1, sc->trace_id + 8, 8);
+    memcpy(&sp, sc->span_id, 8);
+    return (t0 | t1) && sp;
+}
+
 static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
                                     const otelprof_span_start_opts *opts)
 {
@@ -476,11 +604,15 @@ static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
     if (wt)
         sweep(wt);
     const otelprof_span_context *sc = inner->ops->context(inner);
-    bool publish = wt && otelprof_span_context_is_valid(sc) &&
+    if (!sc) {
+        count(p, wt, false);
+        return &s->base;
+    }
+    bool publish = wt && ids_valid(sc) &&
                    (!p->skip_unsampled || otelprof_span_context_is_sampled(sc)) &&
                    (!p->local_roots_only || local_root) && wt->depth < STACK_MAX;
     if (!publish) {
-        atomic_fetch_add(&p->not_published, 1);
+        count(p, wt, false);
         return &s->base;
     }
     if (opts && opts->sz >= offsetof(otelprof_span_start_opts, links))
@@ -496,10 +628,12 @@ static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
         atomic_fetch_add(&p->attach_failed, 1);
         return &s->base;
     }
-    atomic_store(&s->owner, wt->id);
-    atomic_fetch_add(&s->refs, 1); /* the thread stack's reference */
+    /* No other thread can see s yet: plain stores. The user's reference and the thread
+     * stack's. */
+    atomic_store_explicit(&s->refs, 2, memory_order_relaxed);
+    atomic_store_explicit(&s->owner, wt->id, memory_order_release);
     wt->stack[wt->depth++] = s;
-    atomic_fetch_add(&p->published, 1);
+    count(p, wt, true);
     return &s->base;
 }
 
@@ -605,6 +739,7 @@ otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider
             rc = OTELPROF_E_INVAL;
             break;
         }
+        p->first_keys[(unsigned char)o.attribute_keys[k][0]] |= (uint16_t)(1u << k);
         rc = otelprof_key_register(o.attribute_keys[k], &p->key_index[k]);
         if (rc == OTELPROF_OK && ((p->keys[k] = strdup(o.attribute_keys[k])) == NULL ||
                                   guard_init(&p->guards[k], max) != 0))
@@ -632,8 +767,11 @@ otelprof_status otelprof_wrap_get_stats(otelprof_tracer_provider *wrapped, otelp
     if (!wrapped || wrapped->ops != &wprovider_ops || !out)
         return OTELPROF_E_INVAL;
     struct wprovider *p = (struct wprovider *)wrapped;
-    out->published = atomic_load(&p->published);
-    out->not_published = atomic_load(&p->not_published);
+    out->published = out->not_published = 0;
+    for (size_t i = 0; i < COUNTER_SHARDS; i++) {
+        out->published += atomic_load(&p->shard[i].published);
+        out->not_published += atomic_load(&p->shard[i].not_published);
+    }
     out->attach_failed = atomic_load(&p->attach_failed);
     out->values_dropped = atomic_load(&p->values_dropped);
     out->ended_on_other_thread = atomic_load(&p->other_thread);
