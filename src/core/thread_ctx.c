@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "util/mapcache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -111,6 +112,7 @@ static pthread_key_t state_key;
 static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
 static bool state_key_ok;
 static atomic_uint_fast64_t state_ids = 1;
+static op_mapcache state_cache; /* states of exited threads, for the next ones */
 
 static inline void barrier(void)
 {
@@ -151,7 +153,9 @@ static void state_destroy(void *p)
     publish(st, FRAME(st, -1));
     if (tls_state == st)
         tls_state = NULL;
-    munmap(st, STATE_BYTES);
+    /* kept for the next thread (nothing points into it any more), else unmapped */
+    if (!op_mapcache_put(&state_cache, st))
+        munmap(st, STATE_BYTES);
 }
 
 static void state_key_init(void)
@@ -169,21 +173,28 @@ static struct tstate *state_get(otelprof_status *err)
         *err = OTELPROF_E_SYSTEM;
         return NULL;
     }
-    /* mmap rather than malloc: async-signal-safe in practice, and pages of the arena that
-     * are never used are never touched. */
-    void *p = mmap(NULL, STATE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        *err = OTELPROF_E_NOMEM;
-        return NULL;
+    /* A state an exited thread left (reset as a new mapping would be: the arena needs no
+     * clearing, frames say what is in it), or mmap rather than malloc: async-signal-safe in
+     * practice, and pages of the arena that are never used are never touched. */
+    void *p = op_mapcache_take(&state_cache);
+    if (p) {
+        memset(p, 0, sizeof(struct tstate));
+    } else {
+        p = mmap(NULL, STATE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            *err = OTELPROF_E_NOMEM;
+            return NULL;
+        }
+        (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, STATE_BYTES,
+                    (unsigned long)"otelprof-thread");
     }
-    (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, STATE_BYTES,
-                (unsigned long)"otelprof-thread");
     st = p;
     st->id = atomic_fetch_add(&state_ids, 1);
     st->tc_slot = &otel_thread_ctx_v1;
     st->cl_slot = otelprof_cl_slot();
     if (pthread_setspecific(state_key, st) != 0) {
-        munmap(p, STATE_BYTES);
+        if (!op_mapcache_put(&state_cache, p))
+            munmap(p, STATE_BYTES);
         *err = OTELPROF_E_SYSTEM;
         return NULL;
     }

@@ -12,8 +12,11 @@
 #define _GNU_SOURCE
 #include "sdk/sdk_internal.h"
 
+#include "util/mapcache.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -36,13 +39,15 @@ static pthread_key_t scopes_key;
 static pthread_once_t scopes_key_once = PTHREAD_ONCE_INIT;
 static bool scopes_key_ok;
 static atomic_uint_fast64_t scope_ids = 1;
+static op_mapcache scopes_cache; /* stacks of exited threads, for the next ones */
 
 static void scopes_destroy(void *p)
 {
     struct sstate *st = p;
     if (tls_scopes == st)
         tls_scopes = NULL;
-    munmap(st, sizeof *st);
+    if (!op_mapcache_put(&scopes_cache, st)) /* kept for the next thread, else unmapped */
+        munmap(st, sizeof *st);
 }
 
 static void scopes_key_create(void)
@@ -58,13 +63,21 @@ static struct sstate *scopes_get(void)
     pthread_once(&scopes_key_once, scopes_key_create);
     if (!scopes_key_ok)
         return NULL;
-    void *m = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-        return NULL;
+    /* an exited thread's stack (only the header needs resetting: depth says what is in
+     * use), else a new mapping */
+    void *m = op_mapcache_take(&scopes_cache);
+    if (m) {
+        memset(m, 0, offsetof(struct sstate, frames));
+    } else {
+        m = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+    }
     st = m;
     st->id = atomic_fetch_add_explicit(&scope_ids, 1, memory_order_relaxed);
     if (pthread_setspecific(scopes_key, st) != 0) {
-        munmap(m, sizeof *st);
+        if (!op_mapcache_put(&scopes_cache, m))
+            munmap(m, sizeof *st);
         return NULL;
     }
     tls_scopes = st;
