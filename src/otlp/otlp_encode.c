@@ -132,6 +132,20 @@ size_t op_pb_varint_size(uint64_t v)
 
 void op_pbw_varint(op_pbw *w, uint64_t v)
 {
+    /* Fast path, most of an encoding's calls (tags and lengths): room for the longest
+     * varint is there, so write it in place instead of through pbw_room and memcpy. */
+    size_t used = w->cap - w->pos;
+    if (w->pos >= 10 && !w->overflow && !w->nomem && used <= w->limit && w->limit - used >= 10) {
+        size_t n = op_pb_varint_size(v);
+        uint8_t *o = w->buf + w->pos - n;
+        w->pos -= n;
+        while (v >= 0x80) {
+            *o++ = (uint8_t)(v | 0x80);
+            v >>= 7;
+        }
+        *o = (uint8_t)v;
+        return;
+    }
     uint8_t tmp[10];
     size_t n = 0;
     while (v >= 0x80) {
