@@ -90,6 +90,12 @@ struct ServerOptions {
      * calls are always asked (cheap there: an atomic flag). Only on grpc++'s sync-server
      * threads, where 1.51 makes it safe. */
     bool check_cancelled = false;
+    /* Register sync-API calls too, so that CallScope(&ctx) / CallSpanContext(&ctx) find them
+     * from threads other than the handler's. Callback and async calls, and calls that
+     * brought baggage, are always registered. Off by default: a sync handler runs published,
+     * and can hand otelprof_current_span_context() to other threads (CallScope(span
+     * context)); registering costs a locked map insert and erase per call. */
+    bool register_sync_calls = false;
 };
 
 /* Client options. Copied by the factory. */
@@ -369,10 +375,10 @@ inline bool on_sync_server_thread()
     return v == 1;
 }
 
-inline bool prefixed(const std::string &s, const std::vector<std::string> &prefixes)
+inline bool prefixed(const char *s, const std::vector<std::string> &prefixes)
 {
     for (const auto &p : prefixes)
-        if (s.compare(0, p.size(), p) == 0)
+        if (std::strncmp(s, p.c_str(), p.size()) == 0)
             return true;
     return false;
 }
@@ -383,6 +389,7 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
     ServerInterceptor(const ServerConfig *cfg, grpc::experimental::ServerRpcInfo *info)
         : cfg_(cfg), ctx_(info ? info->server_context() : nullptr)
     {
+        /* grpc++ keeps the name for the call's life; only read while the call runs */
         method_ = info && info->method() ? info->method() : "";
         callback_ = dynamic_cast<grpc::CallbackServerContext *>(ctx_) != nullptr;
         async_ = ctx_ != nullptr && !callback_ && prefixed(method_, cfg->o.async_prefixes);
@@ -455,10 +462,9 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
             if (b && otelprof_baggage_count(b.get()) != 0)
                 bag = std::shared_ptr<const otelprof_baggage>(std::move(b));
         }
-        MethodName mn(method_.c_str());
-
         const otelprof_span_context *pub = nullptr;
         if (cfg_->o.tracer) {
+            MethodName mn(method_); /* only spans need the parts */
             otelprof_kv attrs[3];
             int n = 0;
             attrs[n++] = kv_str("rpc.system", "grpc");
@@ -484,7 +490,10 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
         }
         if (!pub || !otelprof_span_context_is_valid(pub))
             return;
-        if (ctx_) {
+        /* Sync handlers run published on their thread: their calls are registered only
+         * when asked (or to keep their baggage), which saves a locked map insert and erase
+         * per call on the common path. */
+        if (ctx_ && (callback_ || async_ || bag || cfg_->o.register_sync_calls)) {
             CallEntry e;
             e.gen = reg_gen_ = next_gen();
             e.ctx = *pub;
@@ -546,7 +555,7 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
 
     const ServerConfig *cfg_;
     grpc::ServerContextBase *ctx_;
-    std::string method_;
+    const char *method_ = "";
     bool callback_ = false, async_ = false;
     bool started_ = false;
     /* The hooks and the destructor of one call may run on different threads; gRPC orders
@@ -786,7 +795,7 @@ class ServerInterceptorFactory final : public grpc::experimental::ServerIntercep
     grpc::experimental::Interceptor *
     CreateServerInterceptor(grpc::experimental::ServerRpcInfo *info) override
     {
-        std::string m = info && info->method() ? info->method() : "";
+        const char *m = info && info->method() ? info->method() : "";
         if (!cfg_.o.include_prefixes.empty() && !detail::prefixed(m, cfg_.o.include_prefixes))
             return nullptr;
         if (detail::prefixed(m, cfg_.o.ignore_prefixes))

@@ -1268,35 +1268,42 @@ void case_client_span()
 
 // Baggage sent by the client is extracted by the server interceptor (baggage propagator,
 // on by default) and readable for the call with otelprof_grpc::CallBaggage.
+// A sync call without baggage is not registered by default (ServerOptions::
+// register_sync_calls): "(unknown call)" then, "(empty)" with the option.
 void case_baggage()
 {
-    Env env;
-    auto stub = env.stub(false);
-    struct C {
-        std::vector<std::string> fields;
-        const char *want;
-    } cases[] = {
-        {{"user=alice,tier=gold"}, "user=alice,tier=gold"},
-        {{"user=bob", "tier=silver;prop"}, "user=bob,tier=silver"}, // two fields combine
-        {{}, "(empty)"},
-        {{"%%%bad,user=carol"}, "user=carol"}, // a malformed member is dropped
-    };
-    for (const C &c : cases) {
-        grpc::ClientContext ctx;
-        ctx.AddMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-        for (const std::string &f : c.fields)
-            ctx.AddMetadata("baggage", f);
-        EchoRequest req;
-        req.set_message("baggage");
-        EchoResponse resp;
-        ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
-        std::printf("baggage %s -> %s\n", c.fields.empty() ? "(none)" : c.fields[0].c_str(),
-                    resp.message().c_str());
-        STR_EQ(resp.message(), c.want);
+    for (bool reg : {false, true}) {
+        otelprof_grpc::ServerOptions so;
+        so.register_sync_calls = reg;
+        Env env(false, so);
+        auto stub = env.stub(false);
+        struct C {
+            std::vector<std::string> fields;
+            const char *want;
+        } cases[] = {
+            {{"user=alice,tier=gold"}, "user=alice,tier=gold"},
+            {{"user=bob", "tier=silver;prop"}, "user=bob,tier=silver"}, // two fields combine
+            {{}, reg ? "(empty)" : "(unknown call)"},
+            {{"%%%bad,user=carol"}, "user=carol"}, // a malformed member is dropped
+        };
+        for (const C &c : cases) {
+            grpc::ClientContext ctx;
+            ctx.AddMetadata("traceparent",
+                            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+            for (const std::string &f : c.fields)
+                ctx.AddMetadata("baggage", f);
+            EchoRequest req;
+            req.set_message("baggage");
+            EchoResponse resp;
+            ASSERT_TRUE(stub->UnaryEcho(&ctx, req, &resp).ok());
+            std::printf("baggage %s -> %s\n", c.fields.empty() ? "(none)" : c.fields[0].c_str(),
+                        resp.message().c_str());
+            STR_EQ(resp.message(), c.want);
+        }
+        // Outside a call: unknown.
+        grpc::ServerContext other;
+        STR_EQ(baggage_of(&other), "(unknown call)");
     }
-    // Outside a call: unknown.
-    grpc::ServerContext other;
-    STR_EQ(baggage_of(&other), "(unknown call)");
 }
 
 std::string json_str(const std::string &j, const char *key)
