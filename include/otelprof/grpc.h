@@ -192,15 +192,22 @@ inline otelprof_kv kv_int(const char *k, int64_t v)
 }
 
 /* "/pkg.Service/Method" -> ("pkg.Service/Method", "pkg.Service", "Method") */
+/* "/pkg.Service/Method" split in place, without copies: the name outlives the hooks that
+ * use the parts (the span copies what it keeps). */
 struct MethodName {
-    std::string full, service, method;
+    const char *full = "";    /* without the leading '/' */
+    const char *service = ""; /* service_len bytes */
+    size_t service_len = 0;
+    const char *method = "";
     explicit MethodName(const char *m)
     {
-        std::string s = m ? m : "";
-        full = !s.empty() && s[0] == '/' ? s.substr(1) : s;
-        size_t slash = full.find('/');
-        service = slash == std::string::npos ? full : full.substr(0, slash);
-        method = slash == std::string::npos ? std::string() : full.substr(slash + 1);
+        if (!m)
+            return;
+        full = m[0] == '/' ? m + 1 : m;
+        const char *slash = std::strchr(full, '/');
+        service = full;
+        service_len = slash ? static_cast<size_t>(slash - full) : std::strlen(full);
+        method = slash ? slash + 1 : "";
     }
 };
 
@@ -468,10 +475,12 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
             otelprof_kv attrs[3];
             int n = 0;
             attrs[n++] = kv_str("rpc.system", "grpc");
-            if (!mn.service.empty())
-                attrs[n++] = kv_str("rpc.service", mn.service.c_str());
-            if (!mn.method.empty())
-                attrs[n++] = kv_str("rpc.method", mn.method.c_str());
+            if (mn.service_len) {
+                attrs[n] = kv_str("rpc.service", mn.service);
+                attrs[n++].value.u.str.len = mn.service_len;
+            }
+            if (*mn.method)
+                attrs[n++] = kv_str("rpc.method", mn.method);
             otelprof_span_start_opts so = {};
             so.sz = sizeof so;
             so.kind = OTELPROF_SPAN_KIND_SERVER;
@@ -479,8 +488,8 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
             so.root = !otelprof_span_context_is_valid(&parent);
             so.attrs = attrs;
             so.n_attrs = static_cast<size_t>(n);
-            otelprof_span *sp = otelprof_tracer_start_span(
-                cfg_->o.tracer, mn.full.empty() ? "grpc" : mn.full.c_str(), &so);
+            otelprof_span *sp =
+                otelprof_tracer_start_span(cfg_->o.tracer, *mn.full ? mn.full : "grpc", &so);
             if (sp)
                 pub = otelprof_span_get_context(sp);
             span_.store(sp, std::memory_order_release);
@@ -624,10 +633,12 @@ class ClientInterceptor final : public grpc::experimental::Interceptor
             otelprof_kv attrs[5];
             size_t n = 0;
             attrs[n++] = kv_str("rpc.system", "grpc");
-            if (!mn.service.empty())
-                attrs[n++] = kv_str("rpc.service", mn.service.c_str());
-            if (!mn.method.empty())
-                attrs[n++] = kv_str("rpc.method", mn.method.c_str());
+            if (mn.service_len) {
+                attrs[n] = kv_str("rpc.service", mn.service);
+                attrs[n++].value.u.str.len = mn.service_len;
+            }
+            if (*mn.method)
+                attrs[n++] = kv_str("rpc.method", mn.method);
             if (!cfg_->server_address.empty())
                 attrs[n++] = kv_str("server.address", cfg_->server_address.c_str());
             if (cfg_->server_port > 0)
@@ -639,8 +650,8 @@ class ClientInterceptor final : public grpc::experimental::Interceptor
             so.root = cur == nullptr; /* nothing current: a new trace */
             so.attrs = attrs;
             so.n_attrs = n;
-            otelprof_span *sp = otelprof_tracer_start_span(
-                cfg_->o.tracer, mn.full.empty() ? "grpc" : mn.full.c_str(), &so);
+            otelprof_span *sp =
+                otelprof_tracer_start_span(cfg_->o.tracer, *mn.full ? mn.full : "grpc", &so);
             if (sp)
                 cur = otelprof_span_get_context(sp);
             span_.store(sp, std::memory_order_release);
