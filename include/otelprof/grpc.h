@@ -209,6 +209,19 @@ struct MethodName {
         service_len = slash ? static_cast<size_t>(slash - full) : std::strlen(full);
         method = slash ? slash + 1 : "";
     }
+    /* rpc.system, rpc.service, rpc.method (the last two when present) into out[0..3). */
+    size_t rpc_attrs(otelprof_kv *out) const
+    {
+        size_t n = 0;
+        out[n++] = kv_str("rpc.system", "grpc");
+        if (service_len) {
+            out[n] = kv_str("rpc.service", service);
+            out[n++].value.u.str.len = service_len;
+        }
+        if (*method)
+            out[n++] = kv_str("rpc.method", method);
+        return n;
+    }
 };
 
 /* "host:port" out of a gRPC target or peer string ("dns:///h:p", "ipv4:1.2.3.4:p",
@@ -473,21 +486,14 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
         if (cfg_->o.tracer) {
             MethodName mn(method_); /* only spans need the parts */
             otelprof_kv attrs[3];
-            int n = 0;
-            attrs[n++] = kv_str("rpc.system", "grpc");
-            if (mn.service_len) {
-                attrs[n] = kv_str("rpc.service", mn.service);
-                attrs[n++].value.u.str.len = mn.service_len;
-            }
-            if (*mn.method)
-                attrs[n++] = kv_str("rpc.method", mn.method);
+            size_t n = mn.rpc_attrs(attrs);
             otelprof_span_start_opts so = {};
             so.sz = sizeof so;
             so.kind = OTELPROF_SPAN_KIND_SERVER;
             so.parent = &parent;
             so.root = !otelprof_span_context_is_valid(&parent);
             so.attrs = attrs;
-            so.n_attrs = static_cast<size_t>(n);
+            so.n_attrs = n;
             otelprof_span *sp =
                 otelprof_tracer_start_span(cfg_->o.tracer, *mn.full ? mn.full : "grpc", &so);
             if (sp)
@@ -631,14 +637,7 @@ class ClientInterceptor final : public grpc::experimental::Interceptor
         if (cfg_->o.tracer && !span_.load(std::memory_order_relaxed)) {
             MethodName mn(info_ ? info_->method() : nullptr);
             otelprof_kv attrs[5];
-            size_t n = 0;
-            attrs[n++] = kv_str("rpc.system", "grpc");
-            if (mn.service_len) {
-                attrs[n] = kv_str("rpc.service", mn.service);
-                attrs[n++].value.u.str.len = mn.service_len;
-            }
-            if (*mn.method)
-                attrs[n++] = kv_str("rpc.method", mn.method);
+            size_t n = mn.rpc_attrs(attrs);
             if (!cfg_->server_address.empty())
                 attrs[n++] = kv_str("server.address", cfg_->server_address.c_str());
             if (cfg_->server_port > 0)

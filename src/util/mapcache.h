@@ -37,8 +37,8 @@ static inline bool op_mapcache_put(op_mapcache *c, void *p)
 {
     for (size_t i = 0; i < OP_MAPCACHE_SLOTS; i++) {
         void *expected = NULL;
-        if (atomic_compare_exchange_strong_explicit(&c->slot[i], &expected, p,
-                                                    memory_order_release, memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(&c->slot[i], &expected, p, memory_order_release,
+                                                    memory_order_relaxed))
             return true;
     }
     return false;
