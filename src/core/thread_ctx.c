@@ -627,6 +627,24 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
         *token = (otelprof_token)OTELPROF_TOKEN_INIT;
         return OTELPROF_E_INVALID_ID;
     }
+    if (n_attrs == 0 && !(atomic_load_explicit(&op_g_formats, memory_order_relaxed) &
+                          OTELPROF_FORMAT_CUSTOM_LABELS)) {
+        /* ids only, no label set: a header is all there is to write, nothing to reuse */
+        unsigned char *mem;
+        struct frame *f = reserve(st, align8(OTELPROF_RECORD_HEADER), &mem);
+        if (!f) {
+            *token = (otelprof_token)OTELPROF_TOKEN_INIT;
+            return OTELPROF_E_DEPTH;
+        }
+        struct tc_record *rec = (struct tc_record *)mem;
+        write_header(rec, ctx, 0);
+        barrier();
+        f->rec = rec;
+        f->cl = NULL;
+        publish(st, f);
+        *token = make_token(st, st->depth, f->seq);
+        return OTELPROF_OK;
+    }
     uint8_t lens[SMALL_ATTRS];
     size_t attrs_size = 0;
     if (n_attrs && size_attrs(attrs, n_attrs, lens, &attrs_size) != OTELPROF_OK)
