@@ -71,6 +71,12 @@ struct sdk_span {
     otelprof_span_status status;
     char *status_desc;
     ots_arena arena;
+    /* The attribute vector and the first attribute copies live in the span itself, so a
+     * typical span (a few short attributes) allocates nothing for them; more spill to the
+     * heap (kv_alloc / kv_free tell the two apart by address). */
+    otelprof_kv attrs_inl[8];
+    size_t kv_inl_used;
+    _Alignas(8) unsigned char kv_inl[384];
 };
 
 /* ---- processor dispatch (user processors may have shorter tables) ---- */
@@ -94,42 +100,84 @@ static void warn_dropped(struct sdk_span *s, const char *what)
     ots_log(OTELPROF_LOG_WARN, "span \"%s\": %s dropped by the span limits", s->name, what);
 }
 
-/* Apply one attribute to a kv vector: replace the key's value or append within the limit.
- * Returns false when it was dropped by the limit (invalid attributes are ignored). */
-static bool vec_put(otelprof_kv **vec, size_t *n, size_t *cap, const otelprof_kv *kv,
-                    uint32_t count_limit, uint32_t len_limit, bool *nomem)
+/* Memory for one attribute copy: the span's inline space while it lasts, else the heap. */
+static void *kv_alloc(struct sdk_span *s, size_t n)
 {
-    for (size_t i = 0; i < *n; i++) {
-        if (strcmp((*vec)[i].key, kv->key) == 0) {
+    n = (n + 7) & ~(size_t)7;
+    if (sizeof s->kv_inl - s->kv_inl_used >= n) {
+        void *p = s->kv_inl + s->kv_inl_used;
+        s->kv_inl_used += n;
+        return p;
+    }
+    return malloc(n);
+}
+
+static void kv_free(struct sdk_span *s, const void *p)
+{
+    const unsigned char *c = p;
+    if (c >= s->kv_inl && c < s->kv_inl + sizeof s->kv_inl)
+        return; /* inline: a replaced value's bytes stay until the span is freed */
+    free((void *)p);
+}
+
+static bool kv_copy(struct sdk_span *s, const otelprof_kv *kv, uint32_t len_limit, otelprof_kv *dst)
+{
+    void *mem = kv_alloc(s, ots_kv_copy_size(kv, len_limit));
+    if (!mem)
+        return false;
+    ots_kv_copy_into(mem, kv, len_limit, dst);
+    return true;
+}
+
+/* Apply one attribute to the span's vector: replace the key's value or append within the
+ * limit. Returns false when it was dropped by the limit (invalid attributes are ignored). */
+static bool attr_put(struct sdk_span *s, const otelprof_kv *kv, uint32_t count_limit,
+                     uint32_t len_limit, bool *nomem)
+{
+    for (size_t i = 0; i < s->n_attrs; i++) {
+        if (strcmp(s->attrs[i].key, kv->key) == 0) {
             otelprof_kv copy;
-            if (!ots_kv_copy(kv, len_limit, &copy)) {
+            if (!kv_copy(s, kv, len_limit, &copy)) {
                 *nomem = true;
                 return true;
             }
-            free((void *)(*vec)[i].key);
-            (*vec)[i] = copy;
+            kv_free(s, s->attrs[i].key);
+            s->attrs[i] = copy;
             return true;
         }
     }
-    if (*n >= count_limit)
+    if (s->n_attrs >= count_limit)
         return false;
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 8;
-        if (c > count_limit)
-            c = count_limit;
-        otelprof_kv *v = realloc(*vec, c * sizeof *v);
-        if (!v) {
-            *nomem = true;
-            return true;
+    if (s->n_attrs == s->cap_attrs) {
+        size_t inl = sizeof s->attrs_inl / sizeof s->attrs_inl[0];
+        if (!s->attrs) {
+            s->attrs = s->attrs_inl;
+            s->cap_attrs = inl < count_limit ? inl : count_limit;
+        } else {
+            size_t c = s->cap_attrs * 2;
+            if (c > count_limit)
+                c = count_limit;
+            otelprof_kv *v;
+            if (s->attrs == s->attrs_inl) {
+                v = malloc(c * sizeof *v);
+                if (v)
+                    memcpy(v, s->attrs, s->n_attrs * sizeof *v);
+            } else {
+                v = realloc(s->attrs, c * sizeof *v);
+            }
+            if (!v) {
+                *nomem = true;
+                return true;
+            }
+            s->attrs = v;
+            s->cap_attrs = c;
         }
-        *vec = v;
-        *cap = c;
     }
-    if (!ots_kv_copy(kv, len_limit, &(*vec)[*n])) {
+    if (!kv_copy(s, kv, len_limit, &s->attrs[s->n_attrs])) {
         *nomem = true;
         return true;
     }
-    (*n)++;
+    s->n_attrs++;
     return true;
 }
 
@@ -140,8 +188,7 @@ static void span_put_attrs(struct sdk_span *s, const otelprof_kv *attrs, size_t 
     for (size_t i = 0; i < n; i++) {
         if (!ots_kv_valid(&attrs[i]))
             continue;
-        if (!vec_put(&s->attrs, &s->n_attrs, &s->cap_attrs, &attrs[i], lim->attr_count,
-                     lim->attr_len, &nomem)) {
+        if (!attr_put(s, &attrs[i], lim->attr_count, lim->attr_len, &nomem)) {
             s->dropped_attrs++;
             warn_dropped(s, "attributes");
         }
@@ -314,8 +361,9 @@ static void sp_update_name(otelprof_span *span, const char *name)
 static void span_free(struct sdk_span *s)
 {
     for (size_t i = 0; i < s->n_attrs; i++)
-        free((void *)s->attrs[i].key);
-    free(s->attrs);
+        kv_free(s, s->attrs[i].key);
+    if (s->attrs != s->attrs_inl)
+        free(s->attrs);
     free(s->events);
     free(s->links);
     free(s->name);

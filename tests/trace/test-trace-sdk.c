@@ -620,6 +620,41 @@ static void attribute_types(void)
     teardown();
 }
 
+/* A span's first attributes live inside the span (8 slots, 384 bytes of copies); more
+ * spill to the heap, and replacing a value frees only heap copies. Many attributes, long
+ * values and 1000 replacements of inline and spilled keys: everything exported exactly
+ * (and ASan checks the frees). */
+static void many_attrs(void)
+{
+    setup(NULL, NULL);
+    enum { N = 40 };
+    char keys[N][8], vals[N][40];
+    otelprof_kv kv[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%02d", i);
+        snprintf(vals[i], sizeof vals[i], "value-%02d-%s", i, "abcdefghijklmnopqrstuvw");
+        kv[i] = OTELPROF_KV_STR(keys[i], vals[i]);
+    }
+    otelprof_span_start_opts o = OTELPROF_SPAN_START_OPTS(.attrs = kv, .n_attrs = 4);
+    otelprof_span *s = start("many", &o);
+    otelprof_span_set_attributes(s, kv + 4, N - 4);
+    char buf[32];
+    for (int r = 0; r < 1000; r++) {
+        snprintf(buf, sizeof buf, "r%d", r);
+        otelprof_kv a = OTELPROF_KV_STR(keys[r % 2 ? 1 : N - 1], buf); /* inline, spilled */
+        otelprof_span_set_attributes(s, &a, 1);
+    }
+    otelprof_span_end(s, 0);
+    const otelprof_span_data *d = exported(0);
+    ASSERT_EQ(d->n_attrs, N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_STR_EQ(d->attrs[i].key, keys[i]);
+        const char *want = i == 1 ? "r999" : i == N - 1 ? "r998" : vals[i];
+        ASSERT_STR_EQ(d->attrs[i].value.u.str.ptr, want);
+    }
+    teardown();
+}
+
 static void limits(void)
 {
     log_capture();
@@ -1942,6 +1977,7 @@ int main(int argc, char **argv)
         {"tracestate_children", tracestate_children},
         {"attribute_types", attribute_types},
         {"limits", limits},
+        {"many_attrs", many_attrs},
         {"limits_env", limits_env},
         {"events_links", events_links},
         {"status", status},
