@@ -89,8 +89,10 @@ otelprof_status otelprof_propagation_extract(const otelprof_propagators *props,
         const char *v = carrier->get(u, "traceparent", 11, 0, &vlen);
         if (v && otelprof_traceparent_parse(v, vlen, out) == OTELPROF_OK) {
             size_t nts = carrier->count(u, "tracestate", 10);
-            /* A bad tracestate only empties the tracestate; the parent stays valid. */
-            (void)prop_tracestate_from_carrier(&out->tracestate, carrier, nts);
+            /* A bad tracestate only empties the tracestate; the parent stays valid. None
+             * (the usual case): the parse left it empty already. */
+            if (nts)
+                (void)prop_tracestate_from_carrier(&out->tracestate, carrier, nts);
         }
     }
 
