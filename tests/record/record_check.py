@@ -578,7 +578,12 @@ def cmd_target(args):
         fail("--trace-id let other samples through")
     # Two independent 99 Hz samplers on a loaded 2-core machine differ by tens of percent;
     # what matters is that the filter keeps that trace's samples and lets nothing else in.
-    if not fs or abs(nf - n0) > max(10, 0.5 * n0):
+    # The unfiltered sampler undercounts more: its own user-space work (symbolizing every
+    # sample; slow under ASan) runs on the CPUs whose timer ticks it takes, so a tick finds
+    # it rather than the target (seen in CI under ASan: filtered 122, unfiltered 64). So:
+    # far fewer is a filter losing samples; more is tolerated up to a bound that would still
+    # catch duplicated samples.
+    if not fs or nf < 0.5 * n0 - 10 or nf > 3 * n0 + 10:
         fail("the filtered sampler's count is far from the unfiltered one's")
     svg = open(os.path.join(d, "trace0.svg")).read()
     if "CPU of trace " + trace0 not in svg or "traced_work" not in svg:
