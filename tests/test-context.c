@@ -566,6 +566,24 @@ static void check_record_consistent(const uint8_t *r)
         abort();
 }
 
+static uint32_t sig_key;
+
+/* The main loop's attribute value for context n, on both formats. */
+static void expect_sig_attr(uint64_t n)
+{
+    static const char *const vals[] = {"/a", "/b", "/c"};
+    const char *want = vals[(n / 6) % 3];
+    otelprof_attr at[2];
+    size_t na = 0;
+    if (otelprof_current(NULL, at, 2, &na) != OTELPROF_OK || na != 1 || at[0].key != sig_key ||
+        at[0].value_len != 2 || memcmp(at[0].value, want, 2) != 0)
+        abort();
+    const struct rd_set *ls = custom_labels_current_set;
+    if (!ls || ls->count != 3 || ls->storage[2].value.len != 2 ||
+        memcmp(ls->storage[2].value.buf, want, 2) != 0)
+        abort();
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -582,8 +600,11 @@ static void on_signal(int sig)
     }
     otelprof_context mine = mkctx(0xfeed0000u + (sig_count & 0xff), 0);
     mine.trace_flags = (uint8_t)((0xfeed0000u + (sig_count & 0xff)) & 3);
+    /* An attribute of the same key and size as the main loop's, so that a handler
+     * running inside its attach leaves bytes its reuse checks could mistake. */
+    otelprof_attr ha = {sig_key, "/h", 2};
     otelprof_token t;
-    if (otelprof_attach(&mine, NULL, 0, &t) != OTELPROF_OK)
+    if (otelprof_attach(&mine, &ha, 1, &t) != OTELPROF_OK)
         abort();
     otelprof_context now;
     if (otelprof_current(&now, NULL, 0, NULL) != OTELPROF_OK ||
@@ -633,6 +654,7 @@ static void test_signal_handler(void)
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     ASSERT_EQ(sigaction(SIGPROF, &sa, NULL), 0);
+    sig_key = reg("sig.route");
     pthread_t sender;
     sender_target = pthread_self();
     ASSERT_EQ(pthread_create(&sender, NULL, send_signals, NULL), 0);
@@ -640,12 +662,17 @@ static void test_signal_handler(void)
     while (!atomic_load(&sender_done)) {
         otelprof_context c = mkctx(n, (uint8_t)(n & 3)), d = mkctx(n + 1, (uint8_t)((n + 1) & 3));
         otelprof_token t1, t2;
-        if (otelprof_attach(&c, NULL, 0, &t1) != OTELPROF_OK)
+        static const char *const vals[] = {"/a", "/b", "/c"};
+        /* the value of the last iteration two times in three: reattached */
+        otelprof_attr a = {sig_key, vals[(n / 6) % 3], 2};
+        if (otelprof_attach(&c, &a, 1, &t1) != OTELPROF_OK)
             abort();
+        expect_sig_attr(n);
         main_n = n;
         if (otelprof_attach(&d, NULL, 0, &t2) != OTELPROF_OK || otelprof_detach(&t2) != OTELPROF_OK)
             abort();
         expect_current(&c);
+        expect_sig_attr(n);
         main_n = 0;
         if (otelprof_detach(&t1) != OTELPROF_OK)
             abort();
@@ -920,6 +947,21 @@ static void test_reuse(void)
     ASSERT_OK(otelprof_attach(&a2, &ra, 1, &t));
     expect_route(&a2, route, "/a", "otel_traceid");
     ASSERT_OK(otelprof_detach(&t));
+    /* nested: a root and a child, again with new ids (the root reattached, so the child's
+     * frame is intact), then a root of another size (the child's bytes are overwritten) */
+    otelprof_attr rc = {route, "/c", 2};
+    for (int round = 0; round < 3; round++) {
+        otelprof_context root = mkctx(100 + (uint64_t)round, 1),
+                         kid = mkctx(200 + (uint64_t)round, 1);
+        otelprof_attr *ra_or_long = round == 2 ? &rbb : &ra;
+        ASSERT_OK(otelprof_attach(&root, ra_or_long, 1, &t));
+        expect_route(&root, route, round == 2 ? "/bbbbbbbbb" : "/a", "otel_traceid");
+        ASSERT_OK(otelprof_attach(&kid, &rc, 1, &t2));
+        expect_route(&kid, route, "/c", "otel_traceid");
+        ASSERT_OK(otelprof_detach(&t2));
+        expect_route(&root, route, round == 2 ? "/bbbbbbbbb" : "/a", "otel_traceid");
+        ASSERT_OK(otelprof_detach(&t));
+    }
     /* custom labels off for one attach, then on again */
     ASSERT_OK(otelprof_attach(&a, &ra, 1, &t));
     ASSERT_OK(otelprof_detach(&t));

@@ -35,6 +35,9 @@ struct op_label {
 };
 extern OTELPROF_HIDDEN const struct op_label *_Atomic op_g_trace_label;
 extern OTELPROF_HIDDEN const struct op_label *_Atomic op_g_span_label;
+/* Bumped by init and shutdown, the only times the formats and the id label names change:
+ * a custom-labels set built under another generation is rebuilt rather than reused. */
+extern OTELPROF_HIDDEN atomic_uint op_g_gen;
 
 /* ---- customlabels (cl_tls.c, in libotelprof.a or libcustomlabels-otelprof.so) ---- */
 /* Address of the calling thread's custom_labels_current_set. */

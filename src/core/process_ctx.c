@@ -53,6 +53,7 @@
 
 atomic_uint op_g_formats;
 atomic_bool op_g_inited;
+atomic_uint op_g_gen = 1; /* never 0: zeroed frames must not look current */
 atomic_uint op_g_key_count;
 const char *_Atomic op_g_key_names[OTELPROF_MAX_KEYS];
 uint8_t op_g_key_name_len[OTELPROF_MAX_KEYS];
@@ -524,6 +525,7 @@ otelprof_status otelprof_init(const otelprof_init_opts *opts)
         return OTELPROF_E_NOMEM;
     }
     atomic_store(&op_g_formats, fm);
+    atomic_fetch_add(&op_g_gen, 1);
     otelprof_status rc = republish();
     if (rc != OTELPROF_OK) {
         /* Thread records still work without the process context; say why it is missing. */
@@ -538,6 +540,7 @@ void otelprof_shutdown(void)
 {
     pthread_mutex_lock(&lock);
     atomic_store(&op_g_formats, 0);
+    atomic_fetch_add(&op_g_gen, 1);
     atomic_store(&op_g_inited, false);
     map_drop();
     pthread_mutex_unlock(&lock);

@@ -79,8 +79,11 @@ struct frame {
     void *rec; /* struct tc_record *, NULL for a cleared frame */
     void *cl;  /* struct cl_labelset *, NULL when none */
     uint32_t top_before;
-    uint32_t pad;
+    uint32_t gen; /* op_g_gen when rec and cl were built */
     uint64_t seq;
+    /* st->clobber when the frame was last popped: while they are equal, no build has
+     * written the arena since, so its bytes are intact for reuse (see attach_build). */
+    uint64_t stamp;
 };
 
 struct tstate {
@@ -88,8 +91,9 @@ struct tstate {
     uint32_t depth;
     uint32_t top;
     uint64_t seq;
-    void **tc_slot; /* &otel_thread_ctx_v1 of this thread */
-    void **cl_slot; /* &custom_labels_current_set of this thread */
+    uint64_t clobber; /* bumped by every reservation that builds new bytes */
+    void **tc_slot;   /* &otel_thread_ctx_v1 of this thread */
+    void **cl_slot;   /* &custom_labels_current_set of this thread */
     /* fr[0] is an always-empty sentinel (NULL pointers): frame i of the stack is fr[i + 1],
      * so "the frame below" always exists and needs no branch. */
     struct frame fr[OTELPROF_MAX_DEPTH + 1];
@@ -380,33 +384,6 @@ static size_t cl_size(size_t n_attrs)
     return align8(sizeof(struct cl_labelset) + nlab * sizeof(struct cl_label) + 48);
 }
 
-/* Whether the label set at p, built by cl_build for a record with the same attribute
- * entries as rec, still names what cl_build would name now (the id label names and the
- * key names can change at run time): then only the ids' hex differs. */
-static inline bool cl_reusable(const unsigned char *p, const struct tc_record *rec, size_t n_attrs)
-{
-    const struct cl_labelset *ls = (const struct cl_labelset *)p;
-    const struct cl_label *lab = (const struct cl_label *)(p + sizeof *ls);
-    size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
-    const struct op_label *tl = atomic_load_explicit(&op_g_trace_label, memory_order_acquire);
-    const struct op_label *sl = atomic_load_explicit(&op_g_span_label, memory_order_acquire);
-    if (lab[0].key.buf != (const unsigned char *)tl->name || lab[0].key.len != tl->len ||
-        lab[1].key.buf != (const unsigned char *)sl->name || lab[1].key.len != sl->len)
-        return false;
-    size_t n = 2;
-    const uint8_t *a = rec->attrs, *end = rec->attrs + rec->attrs_size;
-    while (a < end && n < nlab_max) {
-        const char *name = atomic_load_explicit(&op_g_key_names[a[0]], memory_order_acquire);
-        if (name && op_g_key_name_len[a[0]] <= CL_KEY_MAX) {
-            if (n >= ls->count || lab[n].key.buf != (const unsigned char *)name)
-                return false;
-            n++;
-        }
-        a += 2 + a[1];
-    }
-    return n == ls->count;
-}
-
 static inline char *cl_hex_of(unsigned char *p, size_t n_attrs)
 {
     size_t nlab_max = n_attrs + 2 < CL_MAX_LABELS ? n_attrs + 2 : CL_MAX_LABELS;
@@ -460,8 +437,11 @@ static inline otelprof_token make_token(const struct tstate *st, uint32_t depth,
  * previous frame holds, so an interrupting handler's detach never exposes a half-built
  * record. */
 static inline __attribute__((always_inline)) struct frame *reserve(struct tstate *st, size_t need,
-                                                                   unsigned char **mem)
+                                                                   unsigned char **mem, bool builds)
 {
+    /* st is read afresh: the callers' checks before this point must not be merged with
+     * the loads here, or a handler that ran in between would go unnoticed. */
+    barrier();
     uint32_t d = st->depth;
     if (d >= OTELPROF_MAX_DEPTH || need > ARENA_BYTES - st->top)
         return NULL;
@@ -470,6 +450,9 @@ static inline __attribute__((always_inline)) struct frame *reserve(struct tstate
     f->cl = FRAME(st, (int)d - 1)->cl;
     f->top_before = st->top;
     f->seq = ++st->seq;
+    /* New bytes may overwrite popped frames above: stale their stamps before writing. A
+     * reattach rewrites only its own frame's ids and leaves the others intact. */
+    st->clobber += builds;
     *mem = arena_of(st) + st->top;
     barrier();
     st->top += (uint32_t)need;
@@ -523,27 +506,32 @@ static inline void write_header(struct tc_record *rec, const otelprof_context *c
 /* Reserve a frame, build the record (and the custom-labels set when that format is on)
  * and publish it. attrs were validated by size_attrs (lengths in lens).
  *
- * Re-encoding is skipped when nothing changed: if nothing was attached on this thread
- * since the frame at this depth was last popped (its sequence number is still the
- * thread's latest) and it started at the same arena offset, its record and label set are
- * still intact exactly where the new ones go. Then attribute entries equal to the new
- * ones are compared instead of copied and validated again, and a label set that still
- * names the same things only gets the new ids' hex. The check is completed after the
- * reservation: a signal handler attaching in between bumps st->seq and is noticed. */
+ * Re-encoding is skipped when nothing changed: if nothing was built on this thread since
+ * the frame at this depth was last popped (its stamp is still the thread's clobber count:
+ * reattaching frames, at this depth or below, rewrites only their ids) and it started at
+ * the same arena offset, its record and label set are still intact exactly where the new
+ * ones go. So a request's root span and its children each find their frames from the
+ * previous request. Then attribute entries equal to the new ones are compared instead of
+ * copied and validated again, and a label set built under the current generation (same
+ * names) only gets the new ids' hex. The check is completed after the reservation: a
+ * signal handler attaching in between bumps st->seq and is noticed. */
 static inline __attribute__((always_inline)) otelprof_status
 attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr *attrs,
              const uint8_t *lens, size_t n_attrs, size_t attrs_size, otelprof_token *token)
 {
+    /* The generation first: a label set built now carries names at least that new. */
+    unsigned gen = atomic_load_explicit(&op_g_gen, memory_order_acquire);
     bool want_cl =
         atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
     size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
     size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
     uint64_t seq0 = st->seq;
+    barrier(); /* seq0 is read before what it vouches for */
     const struct frame *old = st->depth < OTELPROF_MAX_DEPTH ? FRAME(st, st->depth) : NULL;
-    bool reuse = old && old->seq == seq0 && old->top_before == st->top;
+    bool reuse = old && old->stamp == st->clobber && old->top_before == st->top && old->gen == gen;
     const void *old_rec = reuse ? old->rec : NULL, *old_cl = reuse ? old->cl : NULL;
     unsigned char *mem;
-    struct frame *f = reserve(st, need, &mem);
+    struct frame *f = reserve(st, need, &mem, true);
     if (!f) {
         *token = (otelprof_token)OTELPROF_TOKEN_INIT;
         return OTELPROF_E_DEPTH;
@@ -572,7 +560,7 @@ attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr
         }
     }
     if (cl_mem) {
-        if (reuse && cl_reusable(cl_mem, rec, n_attrs))
+        if (reuse) /* same entries and generation: the same labels, new ids */
             hex_ids(cl_hex_of(cl_mem, n_attrs), rec, same_trace);
         else
             cl_build(cl_mem, rec, n_attrs);
@@ -580,9 +568,80 @@ attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr
     barrier();
     f->rec = rec;
     f->cl = cl_mem;
+    f->gen = gen;
     publish(st, f);
     *token = make_token(st, st->depth, f->seq);
     return OTELPROF_OK;
+}
+
+/* attach_build's reuse case without its sizing pass, for the few attributes of the usual
+ * span: the frame at this depth is intact since it was popped (stamp and arena offset),
+ * built in this generation, and its entries equal attrs, so its record and label set
+ * already sit where a new build would put them and only the ids change. Entries
+ * equal to ones that were validated need no validation of their own. Returns false,
+ * having published nothing, when any of that does not hold; the caller then builds. */
+static inline __attribute__((always_inline)) bool reattach(struct tstate *st,
+                                                           const otelprof_context *ctx,
+                                                           const otelprof_attr *attrs,
+                                                           size_t n_attrs, otelprof_token *token)
+{
+    uint32_t d = st->depth;
+    if (d >= OTELPROF_MAX_DEPTH)
+        return false;
+    struct frame *f = FRAME(st, d);
+    uint64_t seq0 = st->seq, clobber0 = st->clobber;
+    barrier(); /* read before what they vouch for */
+    unsigned char *mem = arena_of(st) + st->top;
+    void *cl = f->cl;
+    if (f->stamp != clobber0 || f->top_before != st->top || f->rec != (void *)mem ||
+        f->gen != atomic_load_explicit(&op_g_gen, memory_order_acquire))
+        return false;
+    struct tc_record *rec = (struct tc_record *)mem;
+    size_t attrs_size = rec->attrs_size;
+    if (attrs_size > OTELPROF_ATTRS_MAX) /* torn by a handler: seq will say so, stay in bounds */
+        return false;
+    const uint8_t *p = rec->attrs, *end = rec->attrs + attrs_size;
+    for (size_t i = 0; i < n_attrs; i++) {
+        const otelprof_attr *a = &attrs[i];
+        if (!a->value || (size_t)(end - p) < 2 || p[0] != a->key)
+            return false;
+        size_t len = attr_len(a);
+        if (p[1] != len || (size_t)(end - p) - 2 < len ||
+            !equal_bytes(p + 2, (const uint8_t *)a->value, len))
+            return false;
+        p += 2 + len;
+    }
+    bool want_cl =
+        atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
+    if (p != end || (cl != NULL) != want_cl)
+        return false;
+    size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
+    if (cl && cl != (void *)(mem + rec_bytes))
+        return false;
+    unsigned char *got;
+    if (reserve(st, rec_bytes + (cl ? cl_size(n_attrs) : 0), &got, false) != f)
+        return false; /* depth or arena full: nothing was reserved */
+    /* A handler that attached meanwhile bumped st->seq, unless it ran between the load
+     * and the store of reserve's increment; then its build, the only kind of attach that
+     * could change these bytes (a reattach needs them equal to its own), still shows in
+     * st->clobber, which nothing here writes. */
+    if (f->seq != seq0 + 1 || st->clobber != clobber0) {
+        unreserve(st, f);
+        return false;
+    }
+    bool same_trace = load64(rec->trace_id) == load64(ctx->trace_id) &&
+                      load64(rec->trace_id + 8) == load64(ctx->trace_id + 8);
+    memcpy(rec->trace_id, ctx->trace_id, 16);
+    memcpy(rec->span_id, ctx->span_id, 8);
+    rec->trace_flags = ctx->trace_flags;
+    if (cl)
+        hex_ids(cl_hex_of(cl, n_attrs), rec, same_trace);
+    barrier();
+    f->rec = rec;
+    f->cl = cl;
+    publish(st, f);
+    *token = make_token(st, st->depth, f->seq);
+    return true;
 }
 
 static __attribute__((noinline)) otelprof_status attach_general(const otelprof_context *ctx,
@@ -616,8 +675,11 @@ static __attribute__((noinline)) otelprof_status attach_general(const otelprof_c
 
 /* The common cases (a thread already set up, a few attributes) get a lean inline path;
  * everything else, errors included, and a thread's first use go through attach_general. */
-otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
-                                size_t n_attrs, otelprof_token *token)
+/* Everything but a reattach: kept out of line so that the reattach path in
+ * otelprof_attach stays a small leaf with few registers to save. */
+static __attribute__((noinline)) otelprof_status attach_small(const otelprof_context *ctx,
+                                                              const otelprof_attr *attrs,
+                                                              size_t n_attrs, otelprof_token *token)
 {
     struct tstate *st = tls_state;
     if (n_attrs > SMALL_ATTRS || (n_attrs && !attrs) || !ctx || !token || !st ||
@@ -631,7 +693,7 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
                           OTELPROF_FORMAT_CUSTOM_LABELS)) {
         /* ids only, no label set: a header is all there is to write, nothing to reuse */
         unsigned char *mem;
-        struct frame *f = reserve(st, align8(OTELPROF_RECORD_HEADER), &mem);
+        struct frame *f = reserve(st, align8(OTELPROF_RECORD_HEADER), &mem, true);
         if (!f) {
             *token = (otelprof_token)OTELPROF_TOKEN_INIT;
             return OTELPROF_E_DEPTH;
@@ -652,6 +714,21 @@ otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr
     return attach_build(st, ctx, attrs, lens, n_attrs, attrs_size, token);
 }
 
+/* The usual case first: a thread already set up attaching the same few attributes as the
+ * last context it detached at this depth (a server's request after request). */
+otelprof_status otelprof_attach(const otelprof_context *ctx, const otelprof_attr *attrs,
+                                size_t n_attrs, otelprof_token *token)
+{
+    struct tstate *st = tls_state;
+    if (__builtin_expect(st && ctx && token && n_attrs <= SMALL_ATTRS && (attrs || !n_attrs) &&
+                             atomic_load_explicit(&op_g_inited, memory_order_relaxed),
+                         1) &&
+        (load64(ctx->trace_id) | load64(ctx->trace_id + 8)) && load64(ctx->span_id) &&
+        reattach(st, ctx, attrs, n_attrs, token))
+        return OTELPROF_OK;
+    return attach_small(ctx, attrs, n_attrs, token);
+}
+
 otelprof_status otelprof_clear(otelprof_token *token)
 {
     if (!token)
@@ -662,7 +739,7 @@ otelprof_status otelprof_clear(otelprof_token *token)
     if (rc != OTELPROF_OK)
         return rc;
     unsigned char *mem;
-    struct frame *f = reserve(st, 0, &mem);
+    struct frame *f = reserve(st, 0, &mem, true);
     if (!f)
         return OTELPROF_E_DEPTH;
     f->rec = NULL;
@@ -700,6 +777,7 @@ otelprof_status otelprof_detach(otelprof_token *token)
     barrier();
     *tc_slot = rec;
     *cl_slot = cl;
+    uint32_t depth = st->depth;
     barrier();
     st->depth = d - 1;
     st->top = top;
@@ -707,6 +785,9 @@ otelprof_status otelprof_detach(otelprof_token *token)
     *tc_slot = rec;
     *cl_slot = cl;
     barrier();
+    /* The popped frames' bytes stay as they are until something is built over them. */
+    for (uint32_t i = d - 1; i < depth; i++)
+        FRAME(st, (int)i)->stamp = st->clobber;
     *token = (otelprof_token)OTELPROF_TOKEN_INIT;
     return OTELPROF_OK;
 }
