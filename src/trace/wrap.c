@@ -21,7 +21,6 @@
 #define MAX_KEYS       16
 #define STACK_MAX      OTELPROF_MAX_DEPTH
 #define DEFAULT_GUARD  1024u
-#define VALUE_TEXT_MAX 64 /* numbers and booleans rendered as text */
 #define COUNTER_SHARDS 16
 
 /* Bounded set of value hashes per key: lock-free inserts, so the span path never locks. */
@@ -32,17 +31,25 @@ struct guard {
     atomic_uint count;
 };
 
+/* A configured attribute key. w/m: its bytes with the terminating NUL, and a mask of
+ * them, for keys under 16 bytes (see key_is). */
+struct wkey {
+    char *name;
+    size_t len;
+    uint64_t w[2], m[2];
+    uint32_t index; /* core key index */
+    struct guard guard;
+};
+
 struct wprovider {
     otelprof_tracer_provider base;
     otelprof_tracer_provider *inner;
     bool own_inner, local_roots_only, skip_unsampled;
     size_t n_keys;
-    char *keys[MAX_KEYS];
-    uint32_t key_index[MAX_KEYS];
+    struct wkey keys[MAX_KEYS];
     /* Bit k set in first_keys[c]: configured key k starts with byte c. Most attributes of
      * a span are rejected by this one load. */
     uint16_t first_keys[256];
-    struct guard guards[MAX_KEYS];
     bool have_name_key;
     uint32_t name_key_index;
     struct guard name_guard;
@@ -74,14 +81,6 @@ struct wspan {
     _Atomic uint64_t owner;
     atomic_int refs;
     atomic_bool retired;
-    /* The published attribute values (slot MAX_KEYS: the span name), packed in buf, for
-     * republishing after set_attributes. Inline so a span costs no allocation once the
-     * thread's free list is warm. */
-    uint32_t present; /* bit per slot */
-    uint16_t off[MAX_KEYS + 1];
-    uint8_t len[MAX_KEYS + 1];
-    uint16_t used;
-    char buf[OTELPROF_ATTRS_MAX];
     struct wspan *next_free;
 };
 
@@ -130,12 +129,9 @@ static struct wspan *wspan_new(struct wthread *wt)
     } else if ((s = malloc(sizeof *s)) == NULL) {
         return NULL;
     }
-    /* The value buffer and off/len are described by `used` and `present`: only the
-     * fields read before being written are set here (the caller sets the rest). */
+    /* Only the fields read before being written are set here (the caller sets the rest). */
     s->token = (otelprof_token)OTELPROF_TOKEN_INIT;
     atomic_init(&s->owner, 0);
-    s->present = 0;
-    s->used = 0;
     return s;
 }
 
@@ -300,7 +296,11 @@ static inline bool guard_admit(struct guard *g, const char *v, size_t n)
 
 /* ---- attributes to publish ---- */
 
-/* Render a value as text for the thread context; NULL when it cannot be published. */
+/* Text of a number or boolean for the thread context: at most 24 characters. */
+#define NUM_TEXT 32
+
+/* A value as published text (strings as they are, numbers and booleans rendered into buf);
+ * NULL when it is not published (arrays, a NULL string). */
 static const char *value_text(const otelprof_value *v, char *buf, size_t *len)
 {
     switch (v->type) {
@@ -310,99 +310,109 @@ static const char *value_text(const otelprof_value *v, char *buf, size_t *len)
         *len = v->u.str.len == OTELPROF_NUL_TERMINATED ? strlen(v->u.str.ptr) : v->u.str.len;
         return v->u.str.ptr;
     case OTELPROF_VALUE_BOOL:
-        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%s", v->u.b ? "true" : "false");
+        *len = (size_t)snprintf(buf, NUM_TEXT, "%s", v->u.b ? "true" : "false");
         return buf;
     case OTELPROF_VALUE_INT:
-        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%lld", (long long)v->u.i);
+        *len = (size_t)snprintf(buf, NUM_TEXT, "%lld", (long long)v->u.i);
         return buf;
     case OTELPROF_VALUE_DOUBLE:
-        *len = (size_t)snprintf(buf, VALUE_TEXT_MAX, "%.17g", v->u.d);
+        *len = (size_t)snprintf(buf, NUM_TEXT, "%.17g", v->u.d);
         return buf;
     default:
         return NULL; /* arrays are not published */
     }
 }
 
-/* memcpy for the usual short values without the call: overlapping words. */
-static inline void copy_small(char *dst, const char *src, size_t n)
+/* Whether the NUL-terminated key equals k->name. Keys under 16 bytes are compared as two
+ * words read from the caller's string, past its NUL when it is shorter: harmless on
+ * x86-64 while both words stay in one page (no fault is possible there, and no tagged
+ * memory), and the bytes past either NUL are masked off or differ from k's NUL. That
+ * replaces a strcmp call per candidate key. Sanitizer builds, which would rightly flag
+ * the over-read, and other targets use strcmp. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define KEY_WORDS 1
+#else
+#define KEY_WORDS 0
+#endif
+
+static inline bool key_is(const char *key, const struct wkey *k)
 {
-    if (n > 16) {
-        memcpy(dst, src, n);
-    } else if (n >= 8) {
+#if KEY_WORDS
+    if (k->len < 16 && ((uintptr_t)key & 4095u) <= 4096u - 16u) {
         uint64_t a, b;
-        memcpy(&a, src, 8);
-        memcpy(&b, src + n - 8, 8);
-        memcpy(dst, &a, 8);
-        memcpy(dst + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, src, 4);
-        memcpy(&b, src + n - 4, 4);
-        memcpy(dst, &a, 4);
-        memcpy(dst + n - 4, &b, 4);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            dst[i] = src[i];
+        memcpy(&a, key, 8);
+        memcpy(&b, key + 8, 8);
+        return (((a ^ k->w[0]) & k->m[0]) | ((b ^ k->w[1]) & k->m[1])) == 0;
     }
+#endif
+    return strcmp(key, k->name) == 0;
 }
 
-/* Make room for n more bytes by packing the present values to the front of s->buf. */
-static __attribute__((noinline)) void repack(struct wspan *s)
-{
-    char tmp[sizeof s->buf];
-    uint16_t used = 0;
-    for (size_t i = 0; i <= MAX_KEYS; i++) {
-        if (s->present & (UINT32_C(1) << i)) {
-            memcpy(tmp + used, s->buf + s->off[i], s->len[i]);
-            s->off[i] = used;
-            used = (uint16_t)(used + s->len[i]);
-        }
-    }
-    memcpy(s->buf, tmp, used);
-    s->used = used;
-}
+/* The values a span publishes, gathered for one otelprof_attach: at most one per
+ * configured key (slot k; slot MAX_KEYS is the span name), each pointing at the caller's
+ * string or at a rendering in text[]. pos[k] is slot k's entry in at[]. */
+struct picks {
+    size_t n;
+    uint32_t present;
+    uint8_t pos[MAX_KEYS + 1];
+    otelprof_attr at[MAX_KEYS + 1];
+    char text[MAX_KEYS + 1][NUM_TEXT];
+};
 
-/* Set (v != NULL) or clear a slot's value. Values live packed in s->buf; when an update
- * does not fit after the others, the buffer is repacked. A value that cannot fit at all
- * (more than the record holds) is left out. */
-static inline void set_value(struct wspan *s, size_t slot, const char *v, size_t n)
+/* pick() for a slot that already has a value. */
+static __attribute__((noinline)) void repick(struct picks *pk, size_t k, uint32_t index,
+                                             const char *v, size_t len)
 {
-    s->present &= ~(UINT32_C(1) << slot);
-    if (!v || n > OTELPROF_VALUE_MAX)
+    size_t at = pk->pos[k];
+    if (v && len <= OTELPROF_VALUE_MAX) {
+        pk->at[at] = (otelprof_attr){index, v, len};
         return;
-    if (s->used + n > sizeof s->buf) {
-        repack(s);
-        if (s->used + n > sizeof s->buf)
-            return;
     }
-    copy_small(s->buf + s->used, v, n);
-    s->off[slot] = s->used;
-    s->len[slot] = (uint8_t)n;
-    s->used = (uint16_t)(s->used + n);
-    s->present |= UINT32_C(1) << slot;
+    pk->present &= ~(UINT32_C(1) << k);
+    if (at != --pk->n) { /* move the last entry into the hole */
+        pk->at[at] = pk->at[pk->n];
+        for (size_t j = 0; j <= MAX_KEYS; j++)
+            if ((pk->present & (UINT32_C(1) << j)) && pk->pos[j] == pk->n)
+                pk->pos[j] = (uint8_t)at;
+    }
 }
 
-/* Collect the configured keys from attrs into s->values. Returns true if any changed. */
-/* Publish value v of configured key k (slot k), through the cardinality guard. Out of
- * line: the loop below stays small for the many attributes that are not published. */
-static __attribute__((noinline)) void take_value(struct wspan *s, size_t k,
+/* Set slot k to v[0..len) (index: the core key), replacing an earlier value of the same
+ * slot (a key given twice: the later one wins); v == NULL removes it. */
+static inline void pick(struct picks *pk, size_t k, uint32_t index, const char *v, size_t len)
+{
+    uint32_t bit = UINT32_C(1) << k;
+    if (pk->present & bit) {
+        repick(pk, k, index, v, len);
+        return;
+    }
+    if (!v || len > OTELPROF_VALUE_MAX)
+        return;
+    pk->pos[k] = (uint8_t)pk->n;
+    pk->at[pk->n++] = (otelprof_attr){index, v, len};
+    pk->present |= bit;
+}
+
+/* Value a of configured key k, through the cardinality guard. Out of line: the scan below
+ * stays small for the many attributes that are not published. */
+static __attribute__((noinline)) void take_value(struct wprovider *p, struct picks *pk, size_t k,
                                                  const otelprof_value *value)
 {
-    struct wprovider *p = s->p;
-    char buf[VALUE_TEXT_MAX];
     size_t len = 0;
-    const char *v = value_text(value, buf, &len);
-    if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->guards[k], v, len)) {
+    const char *v = value_text(value, pk->text[k], &len);
+    if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->keys[k].guard, v, len)) {
         atomic_fetch_add(&p->values_dropped, 1);
         v = NULL;
     }
-    set_value(s, k, v, len);
+    pick(pk, k, p->keys[k].index, v, len);
 }
 
-static inline bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t n)
+/* Gather the configured keys' values from attrs into pk (later ones win). true if attrs
+ * has any configured key. */
+static inline bool take_attrs(struct wprovider *p, struct picks *pk, const otelprof_kv *attrs,
+                              size_t n)
 {
-    const struct wprovider *p = s->p;
-    bool changed = false;
+    bool any = false;
     for (const otelprof_kv *a = attrs, *end = attrs + n; a < end; a++) {
         const char *key = a->key;
         unsigned cand;
@@ -411,33 +421,26 @@ static inline bool take_attrs(struct wspan *s, const otelprof_kv *attrs, size_t 
             continue;
         do {
             unsigned k = (unsigned)__builtin_ctz(cand);
-            if (key == p->keys[k] || strcmp(key, p->keys[k]) == 0) {
-                take_value(s, k, &a->value);
-                changed = true;
+            if (key_is(key, &p->keys[k])) {
+                take_value(p, pk, k, &a->value);
+                any = true;
             }
             cand &= cand - 1;
         } while (cand);
     }
-    return changed;
+    return any;
 }
 
-static inline otelprof_status attach_span(struct wspan *s, otelprof_token *tok)
+/* Publish sc with the gathered values. Values the core refuses (invalid UTF-8, too long
+ * together) leave the ids published alone. */
+static inline otelprof_status attach_span(const otelprof_span_context *sc, const struct picks *pk,
+                                          otelprof_token *tok)
 {
-    struct wprovider *p = s->p;
-    const otelprof_span_context *sc = s->inner->ops->context(s->inner);
     otelprof_context c;
     memcpy(c.trace_id, sc->trace_id, 16);
     memcpy(c.span_id, sc->span_id, 8);
     c.trace_flags = sc->trace_flags;
-    otelprof_attr at[MAX_KEYS + 1];
-    size_t n = 0;
-    /* Slot order (keys, then the name), as the record has always been laid out. */
-    for (uint32_t bits = s->present; bits; bits &= bits - 1) {
-        unsigned k = (unsigned)__builtin_ctz(bits);
-        at[n++] = (otelprof_attr){k == MAX_KEYS ? p->name_key_index : p->key_index[k],
-                                  s->buf + s->off[k], s->len[k]};
-    }
-    otelprof_status rc = otelprof_attach(&c, at, n, tok);
+    otelprof_status rc = otelprof_attach(&c, pk->at, pk->n, tok);
     if (rc == OTELPROF_E_TOO_LARGE || rc == OTELPROF_E_UTF8) /* publish the ids at least */
         rc = otelprof_attach(&c, NULL, 0, tok);
     return rc;
@@ -457,18 +460,52 @@ static bool ws_is_recording(const otelprof_span *span)
     return s->inner->ops->is_recording(s->inner);
 }
 
+/* Slot of a published entry's core key index; -1 if none (cannot happen for entries the
+ * wrapper published). */
+static int slot_of(const struct wprovider *p, uint32_t index)
+{
+    for (size_t k = 0; k < p->n_keys; k++)
+        if (p->keys[k].index == index)
+            return (int)k;
+    return p->have_name_key && p->name_key_index == index ? MAX_KEYS : -1;
+}
+
 static void ws_set_attributes(otelprof_span *span, const otelprof_kv *attrs, size_t n)
 {
     struct wspan *s = (struct wspan *)span;
     s->inner->ops->set_attributes(s->inner, attrs, n);
     struct wthread *wt = tls_wt;
+    struct wprovider *p = s->p;
     if (!wt || atomic_load(&s->owner) != wt->id || !wt->depth || wt->stack[wt->depth - 1] != s)
         return;
-    if (!take_attrs(s, attrs, n))
+    /* Innermost on this thread, so its record is the current one unless the code inside
+     * the span attached a context of its own (other ids: leave both alone). Start from the
+     * values it publishes (copied: the new record is built where the old one lies), and
+     * republish if any configured key is set. */
+    const otelprof_span_context *sc = s->inner->ops->context(s->inner);
+    otelprof_context now;
+    otelprof_attr cur[MAX_KEYS + 1];
+    size_t n_cur = 0;
+    if (!sc || otelprof_current(&now, cur, MAX_KEYS + 1, &n_cur) != OTELPROF_OK ||
+        memcmp(now.trace_id, sc->trace_id, 16) != 0 || memcmp(now.span_id, sc->span_id, 8) != 0)
         return;
-    /* Innermost on this thread: replace its published frame. */
+    struct picks pk;
+    pk.n = 0;
+    pk.present = 0;
+    char copy[OTELPROF_ATTRS_MAX];
+    size_t used = 0;
+    for (size_t i = 0; i < n_cur && i <= MAX_KEYS; i++) {
+        int k = slot_of(p, cur[i].key);
+        if (k < 0 || used + cur[i].value_len > sizeof copy)
+            continue;
+        memcpy(copy + used, cur[i].value, cur[i].value_len);
+        pick(&pk, (size_t)k, cur[i].key, copy + used, cur[i].value_len);
+        used += cur[i].value_len;
+    }
+    if (!take_attrs(p, &pk, attrs, n))
+        return; /* no configured key among attrs */
     otelprof_token fresh;
-    if (otelprof_detach(&s->token) == OTELPROF_OK && attach_span(s, &fresh) == OTELPROF_OK) {
+    if (otelprof_detach(&s->token) == OTELPROF_OK && attach_span(sc, &pk, &fresh) == OTELPROF_OK) {
         s->token = fresh;
     } else {
         wt_pop_to(wt, wt->depth - 1);
@@ -604,27 +641,26 @@ static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
     if (wt)
         sweep(wt);
     const otelprof_span_context *sc = inner->ops->context(inner);
-    if (!sc) {
-        count(p, wt, false);
-        return &s->base;
-    }
-    bool publish = wt && ids_valid(sc) &&
+    bool publish = wt && sc && ids_valid(sc) &&
                    (!p->skip_unsampled || otelprof_span_context_is_sampled(sc)) &&
                    (!p->local_roots_only || local_root) && wt->depth < STACK_MAX;
     if (!publish) {
         count(p, wt, false);
         return &s->base;
     }
-    if (opts && opts->sz >= offsetof(otelprof_span_start_opts, links))
-        take_attrs(s, opts->attrs, opts->n_attrs);
+    struct picks pk; /* only n and present need a start */
+    pk.n = 0;
+    pk.present = 0;
+    if (opts && opts->sz >= offsetof(otelprof_span_start_opts, links) && opts->n_attrs)
+        take_attrs(p, &pk, opts->attrs, opts->n_attrs);
     if (p->have_name_key && name) {
         size_t n = strlen(name);
-        bool ok = guard_admit(&p->name_guard, name, n);
-        if (!ok)
+        bool ok = n <= OTELPROF_VALUE_MAX && guard_admit(&p->name_guard, name, n);
+        if (!ok && n <= OTELPROF_VALUE_MAX)
             atomic_fetch_add(&p->values_dropped, 1);
-        set_value(s, MAX_KEYS, ok ? name : NULL, n);
+        pick(&pk, MAX_KEYS, p->name_key_index, ok ? name : NULL, n);
     }
-    if (attach_span(s, &s->token) != OTELPROF_OK) {
+    if (attach_span(sc, &pk, &s->token) != OTELPROF_OK) {
         atomic_fetch_add(&p->attach_failed, 1);
         return &s->base;
     }
@@ -690,8 +726,8 @@ static void wp_free(otelprof_tracer_provider *provider)
         free(t);
     }
     for (size_t k = 0; k < p->n_keys; k++) {
-        free(p->keys[k]);
-        free(p->guards[k].slots);
+        free(p->keys[k].name);
+        free(p->keys[k].guard.slots);
     }
     free(p->name_guard.slots);
     pthread_mutex_destroy(&p->lock);
@@ -739,12 +775,24 @@ otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider
             rc = OTELPROF_E_INVAL;
             break;
         }
+        struct wkey *wk = &p->keys[k];
         p->first_keys[(unsigned char)o.attribute_keys[k][0]] |= (uint16_t)(1u << k);
-        rc = otelprof_key_register(o.attribute_keys[k], &p->key_index[k]);
-        if (rc == OTELPROF_OK && ((p->keys[k] = strdup(o.attribute_keys[k])) == NULL ||
-                                  guard_init(&p->guards[k], max) != 0))
+        rc = otelprof_key_register(o.attribute_keys[k], &wk->index);
+        if (rc == OTELPROF_OK &&
+            ((wk->name = strdup(o.attribute_keys[k])) == NULL || guard_init(&wk->guard, max) != 0))
             rc = OTELPROF_E_NOMEM;
         p->n_keys = k + 1;
+        if (rc == OTELPROF_OK) {
+            /* the name and its NUL as two words, and which bytes of them count */
+            unsigned char bytes[16] = {0}, mask[16] = {0};
+            wk->len = strlen(wk->name);
+            for (size_t b = 0; b <= wk->len && b < 16; b++) {
+                bytes[b] = (unsigned char)wk->name[b];
+                mask[b] = 0xff;
+            }
+            memcpy(wk->w, bytes, 16);
+            memcpy(wk->m, mask, 16);
+        }
     }
     if (rc == OTELPROF_OK && o.span_name_key) {
         rc = otelprof_key_register(o.span_name_key, &p->name_key_index);

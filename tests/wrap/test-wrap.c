@@ -9,6 +9,8 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 extern __thread void *otel_thread_ctx_v1;
 
@@ -235,6 +237,155 @@ static void test_attributes(void)
     otelprof_tracer_provider_free(p);
 }
 
+/* Number of attributes the thread publishes now. */
+static size_t published_count(void)
+{
+    size_t n = 0;
+    ASSERT_OK(otelprof_current(NULL, NULL, 0, &n));
+    return n;
+}
+
+/* Values of every type, a key given twice, later updates of one key keeping the others,
+ * and values that cannot be published. */
+static void test_attribute_updates(void)
+{
+    static const char *const keys[] = {"http.route", "tenant.id", "cache.hit", "load"};
+    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 4,
+                                               .span_name_key = "span.name");
+    otelprof_tracer_provider *p = wrapped(NULL, &wo);
+    otelprof_tracer *t = otelprof_tracer_provider_get_tracer(p, "test", NULL, NULL);
+    otelprof_kv kv[] = {
+        OTELPROF_KV_STR("http.route", "/first"), OTELPROF_KV_INT("tenant.id", -7),
+        OTELPROF_KV_BOOL("cache.hit", true),     OTELPROF_KV_DOUBLE("load", 0.5),
+        OTELPROF_KV_STR("other", "x"),           OTELPROF_KV_STR("http.route", "/second")};
+    otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.attrs = kv, .n_attrs = 6);
+    otelprof_span *s = otelprof_tracer_start_span(t, "op", &so);
+    ASSERT_STR_EQ(published_attr("http.route"), "/second"); /* the later one wins */
+    ASSERT_STR_EQ(published_attr("tenant.id"), "-7");
+    ASSERT_STR_EQ(published_attr("cache.hit"), "true");
+    ASSERT_STR_EQ(published_attr("load"), "0.5");
+    ASSERT_STR_EQ(published_attr("span.name"), "op");
+    ASSERT_EQ(published_count(), 5);
+    /* one key updated: the others stay */
+    otelprof_kv upd = OTELPROF_KV_INT("tenant.id", 8);
+    otelprof_span_set_attributes(s, &upd, 1);
+    ASSERT_STR_EQ(published_attr("tenant.id"), "8");
+    ASSERT_STR_EQ(published_attr("http.route"), "/second");
+    ASSERT_STR_EQ(published_attr("span.name"), "op");
+    ASSERT_EQ(published_count(), 5);
+    /* no configured key: nothing changes */
+    otelprof_kv none = OTELPROF_KV_STR("other", "y");
+    otelprof_span_set_attributes(s, &none, 1);
+    ASSERT_EQ(published_count(), 5);
+    /* a value over 255 bytes is left out, the others stay */
+    char big[300];
+    memset(big, 'r', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    otelprof_kv longer = OTELPROF_KV_STR("http.route", big);
+    otelprof_span_set_attributes(s, &longer, 1);
+    ASSERT_NULL(published_attr("http.route"));
+    ASSERT_STR_EQ(published_attr("tenant.id"), "8");
+    ASSERT_EQ(published_count(), 4);
+    /* a value the core refuses (not UTF-8): the ids stay published, alone */
+    otelprof_kv bad = OTELPROF_KV_STR("http.route", "/\xff");
+    otelprof_span_set_attributes(s, &bad, 1);
+    expect_published(s);
+    ASSERT_EQ(published_count(), 0);
+    otelprof_span_end(s, 0);
+    expect_nothing();
+    /* the same again from the start: the values other than the refused one survive */
+    otelprof_kv kv2[] = {OTELPROF_KV_STR("http.route", "/\xff"), OTELPROF_KV_INT("tenant.id", 1)};
+    otelprof_span_start_opts so2 = OTELPROF_SPAN_START_OPTS(.attrs = kv2, .n_attrs = 2);
+    s = otelprof_tracer_start_span(t, "op", &so2);
+    expect_published(s);
+    ASSERT_EQ(published_count(), 0);
+    otelprof_span_end(s, 0);
+    otelprof_tracer_provider_free(p);
+}
+
+/* Key matching: near misses are not matches, and keys read near the end of a readable
+ * page (followed by an unreadable one) neither fault nor fail to match. */
+static void test_key_matching(void)
+{
+    static const char *const keys[] = {"http.route", "a.key.of.twenty.chars"};
+    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 2);
+    otelprof_tracer_provider *p = wrapped(NULL, &wo);
+    otelprof_tracer *t = otelprof_tracer_provider_get_tracer(p, "test", NULL, NULL);
+    static const char *const misses[] = {"http.rout",
+                                         "http.route2",
+                                         "http.routE",
+                                         "h",
+                                         "a.key.of.twenty.char",
+                                         "a.key.of.twenty.charz",
+                                         "http.route\x01"};
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++) {
+        otelprof_kv kv = OTELPROF_KV_STR(misses[i], "v");
+        otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.attrs = &kv, .n_attrs = 1);
+        otelprof_span *s = otelprof_tracer_start_span(t, "op", &so);
+        expect_published(s);
+        ASSERT_EQ(published_count(), 0);
+        otelprof_span_end(s, 0);
+    }
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m =
+        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(m != MAP_FAILED);
+    ASSERT_EQ(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+    /* the NUL on the page's last byte, and starting 16, 15 and 2 bytes before its end */
+    static const struct {
+        size_t from_end;
+        const char *key;
+        bool match;
+    } at[] = {{11, "http.route", true},
+              {16, "http.route", true},
+              {15, "http.route", true},
+              {2, "h", false},
+              {22, "a.key.of.twenty.chars", true}};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        char *k = m + pg - at[i].from_end;
+        memset(m, 'x', (size_t)pg);
+        memcpy(k, at[i].key, strlen(at[i].key) + 1);
+        otelprof_kv kv = OTELPROF_KV_STR(k, "/v");
+        otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.attrs = &kv, .n_attrs = 1);
+        otelprof_span *s = otelprof_tracer_start_span(t, "op", &so);
+        ASSERT_EQ(published_count(), at[i].match ? 1 : 0);
+        otelprof_span_end(s, 0);
+    }
+    munmap(m, (size_t)pg * 2);
+    otelprof_tracer_provider_free(p);
+}
+
+/* set_attributes while code inside the span published a context of its own: that context
+ * is left alone, and the span's comes back unchanged when it is detached. */
+static void test_set_attributes_under_own_context(void)
+{
+    static const char *const keys[] = {"http.route"};
+    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1);
+    otelprof_tracer_provider *p = wrapped(NULL, &wo);
+    otelprof_tracer *t = otelprof_tracer_provider_get_tracer(p, "test", NULL, NULL);
+    otelprof_kv kv = OTELPROF_KV_STR("http.route", "/span");
+    otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.attrs = &kv, .n_attrs = 1);
+    otelprof_span *s = otelprof_tracer_start_span(t, "op", &so);
+    otelprof_context mine;
+    memset(&mine, 0, sizeof mine);
+    mine.trace_id[0] = 0x42;
+    mine.span_id[0] = 0x43;
+    otelprof_token tok;
+    ASSERT_OK(otelprof_attach(&mine, NULL, 0, &tok));
+    otelprof_kv later = OTELPROF_KV_STR("http.route", "/later");
+    otelprof_span_set_attributes(s, &later, 1);
+    otelprof_context cur;
+    ASSERT_OK(otelprof_current(&cur, NULL, 0, NULL));
+    ASSERT_MEM_EQ(cur.trace_id, mine.trace_id, 16);
+    ASSERT_EQ(published_count(), 0);
+    ASSERT_OK(otelprof_detach(&tok));
+    expect_published(s);
+    ASSERT_STR_EQ(published_attr("http.route"), "/span");
+    otelprof_span_end(s, 0);
+    expect_nothing();
+    otelprof_tracer_provider_free(p);
+}
+
 static void test_cardinality_guard(void)
 {
     static const char *const keys[] = {"user.id"};
@@ -376,6 +527,9 @@ int main(int argc, char **argv)
         {"unsampled", test_unsampled},
         {"local_roots_only", test_local_roots_only},
         {"attributes", test_attributes},
+        {"attribute_updates", test_attribute_updates},
+        {"key_matching", test_key_matching},
+        {"set_attributes_under_own_context", test_set_attributes_under_own_context},
         {"cardinality_guard", test_cardinality_guard},
         {"cross_thread_end", test_cross_thread_end},
         {"cross_thread_end_then_start", test_cross_thread_end_then_start},
