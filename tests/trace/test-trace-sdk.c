@@ -780,13 +780,17 @@ static void events_links(void)
     otelprof_kv la = OTELPROF_KV_STR("why", "batch");
     otelprof_link links[] = {{&l1, &la, 1}, {&none, NULL, 0}, {&none, &la, 1}};
     otelprof_span_start_opts o = OTELPROF_SPAN_START_OPTS(.links = links, .n_links = 3);
+    /* The precise clock: time() reads the coarse one, up to a tick behind it. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t0 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     otelprof_span *s = start("ev", &o);
-    uint64_t t0 = (uint64_t)time(NULL) * 1000000000u;
     otelprof_kv ea[] = {OTELPROF_KV_INT("n", 1), OTELPROF_KV_INT("n", 2)};
     otelprof_span_add_event(s, "e1", 1234, ea, 2);
     otelprof_span_add_event(s, "e2", 0, NULL, 0);
     otelprof_span_add_event(s, NULL, 5, NULL, 0);
-    uint64_t t1 = ((uint64_t)time(NULL) + 1) * 1000000000u;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t t1 = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     otelprof_link nullctx = {NULL, &la, 1}, plain = {&l5, NULL, 0};
     otelprof_span_add_link(s, &nullctx);
     otelprof_span_add_link(s, &plain);
