@@ -4,20 +4,24 @@
  *   bench_wrap [SPANS [REPS [CONFIG]]]   time, best of REPS, the two providers interleaved
  *   bench_wrap instr [SPANS [CONFIG]]    one loop each inside bench_measured_loop, for
  *                                        callgrind (bench/run.sh wrap)
- *   CONFIG: simple (default), batch, json, http; see sdk()
+ *   CONFIG: simple (default), batch, json, http, otlp; see sdk()
  *
  * The inner provider is the SDK with always_on sampling and two attributes per span (ten for
- * the http configuration); the processor/exporter configurations are described at sdk(). The
- * wrapper publishes the ids and http.route in every format (OTEP 4947 record and custom labels).
+ * the http and otlp configurations); the processor/exporter configurations are described at sdk().
+ * The wrapper publishes the ids and http.route in every format (OTEP 4947 record and custom
+ * labels).
  *
- * Instructions per span on the calling thread (callgrind, bench/run.sh wrap), sdk ->
- * wrapped: simple 2925 -> 3758 (1.29; 4055 before the fast paths), http ~11600 -> ~12700
- * (1.09-1.11; 13100 before); all four in docs/tracing.md "Cost of the profiling wrapper".
+ * Time (wall, the calling thread's CPU, the whole process's CPU including the export) and
+ * instructions on the calling thread (callgrind, bench/run.sh wrap): see docs/tracing.md
+ * "Cost of the profiling wrapper" for the latest numbers of all five configurations.
  */
 #define _GNU_SOURCE
+#include <otelprof/exporter_otlp.h>
 #include <otelprof/otelprof.h>
 #include <otelprof/sdk.h>
 #include <otelprof/wrap.h>
+
+#include "sink.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -88,10 +92,17 @@ static const otelprof_span_exporter_ops discard_ops = {
  * processor + discarding exporter; json: batch processor + the console exporter writing
  * OTLP/JSON to /dev/null, so the worker really serialises every span, as an exporter
  * would, competing with the measured thread for CPU and caches; http: json with the ten
- * attributes of an HTTP server span, the shape the wrapper is meant for. */
+ * attributes of an HTTP server span, the shape the wrapper is meant for; otlp: the ten
+ * attributes through the batch processor and the OTLP/HTTP protobuf exporter to a local
+ * sink (a forked child answering 200): the SDK as OTEL_TRACES_EXPORTER=otlp sets it up. The
+ * batch queues hold every span of a run, so that none is dropped (a dropped span would be
+ * cheaper); main() checks that. */
 static const char *config;
+static char sink_url[64];
+static otelprof_span_processor *procs_of[2]; /* 0: plain, 1: wrapped */
+static size_t queue_size = 65536;
 
-static otelprof_tracer_provider *sdk(void)
+static otelprof_tracer_provider *sdk(int which)
 {
     static otelprof_span_exporter ex = {&discard_ops};
     bool simple = strcmp(config, "simple") == 0;
@@ -103,10 +114,19 @@ static otelprof_tracer_provider *sdk(void)
             fprintf(stderr, "bench_wrap: no console exporter\n");
             exit(1);
         }
+    } else if (strcmp(config, "otlp") == 0) {
+        otelprof_status err;
+        e = otelprof_otlp_exporter_new(&OTELPROF_OTLP_OPTS(.endpoint = sink_url), &err);
+        if (!e) {
+            fprintf(stderr, "bench_wrap: OTLP exporter: %s\n", otelprof_strerror(err));
+            exit(1);
+        }
     }
-    otelprof_batch_opts bo = OTELPROF_BATCH_OPTS(.max_queue_size = 65536, .schedule_delay_ms = 50);
+    otelprof_batch_opts bo =
+        OTELPROF_BATCH_OPTS(.max_queue_size = (uint32_t)queue_size, .schedule_delay_ms = 50);
     otelprof_span_processor *procs[] = {simple ? otelprof_simple_processor_new(e)
                                                : otelprof_batch_processor_new(e, &bo)};
+    procs_of[which] = simple ? NULL : procs[0];
     otelprof_sdk_opts o = OTELPROF_SDK_OPTS(.sampler = otelprof_sampler_always_on(),
                                             .processors = procs, .n_processors = 1);
     otelprof_status err;
@@ -118,10 +138,10 @@ static otelprof_tracer_provider *sdk(void)
     return p;
 }
 
-static double now_ns(void)
+static double clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -167,15 +187,33 @@ __attribute__((noinline)) void bench_measured_loop(otelprof_tracer *t, size_t sp
     spans_loop(t, spans);
 }
 
-/* Returns ns per span; *allocs receives allocations per span. */
-static double run(otelprof_tracer *t, size_t spans, double *allocs)
+/* Per span of one run: wall time of the loop, CPU time of the calling thread in it, and
+ * CPU time of the whole process over the loop and the flush that follows it (the batch
+ * worker's encoding and export included), and allocations. */
+struct cost {
+    double wall, thread, process, allocs;
+};
+
+static struct cost run(otelprof_tracer *t, otelprof_tracer_provider *p, size_t spans)
 {
     unsigned long a0 = atomic_load(&n_alloc);
-    double t0 = now_ns();
+    double p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), w0 = clock_ns(CLOCK_MONOTONIC),
+           t0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     spans_loop(t, spans);
-    double dt = now_ns() - t0;
-    *allocs = (double)(atomic_load(&n_alloc) - a0) / (double)spans;
-    return dt / (double)spans;
+    double t1 = clock_ns(CLOCK_THREAD_CPUTIME_ID), w1 = clock_ns(CLOCK_MONOTONIC);
+    unsigned long a1 = atomic_load(&n_alloc);
+    otelprof_status rc = otelprof_tracer_provider_force_flush(p, 60000);
+    if (rc != OTELPROF_OK) {
+        fprintf(stderr, "bench_wrap: flush: %s\n", otelprof_strerror(rc));
+        exit(1);
+    }
+    double p1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), n = (double)spans;
+    return (struct cost){(w1 - w0) / n, (t1 - t0) / n, (p1 - p0) / n, (double)(a1 - a0) / n};
+}
+
+static double min_d(double a, double b)
+{
+    return a < b ? a : b;
 }
 
 static const char *config_name(void)
@@ -183,12 +221,15 @@ static const char *config_name(void)
     if (strcmp(config, "simple") == 0)
         return "simple processor + discarding (no-op) exporter";
     if (strcmp(config, "batch") == 0)
-        return "batch processor (queue 65536, 50 ms delay) + discarding exporter";
+        return "batch processor (50 ms delay, queue of a run) + discarding exporter";
     if (strcmp(config, "json") == 0)
-        return "batch processor (queue 65536, 50 ms delay) + console OTLP/JSON exporter to "
+        return "batch processor (50 ms delay, queue of a run) + console OTLP/JSON exporter to "
                "/dev/null";
-    return "HTTP server spans (10 attributes), batch processor + console OTLP/JSON exporter to "
-           "/dev/null";
+    if (strcmp(config, "http") == 0)
+        return "HTTP server spans (10 attributes), batch processor + console OTLP/JSON exporter "
+               "to /dev/null";
+    return "HTTP server spans (10 attributes), batch processor + OTLP/HTTP protobuf exporter to "
+           "a local sink";
 }
 
 int main(int argc, char **argv)
@@ -200,32 +241,38 @@ int main(int argc, char **argv)
     config = argc > a + (instr ? 1 : 2) ? argv[a + (instr ? 1 : 2)] : "simple";
     if (spans == 0 || reps <= 0 ||
         (strcmp(config, "simple") != 0 && strcmp(config, "batch") != 0 &&
-         strcmp(config, "json") != 0 && strcmp(config, "http") != 0)) {
+         strcmp(config, "json") != 0 && strcmp(config, "http") != 0 &&
+         strcmp(config, "otlp") != 0)) {
         fprintf(stderr,
                 "usage: %s [SPANS [REPS [CONFIG]]] | instr [SPANS [CONFIG]]\n"
-                "CONFIG: simple (default), batch, json, http\n",
+                "CONFIG: simple (default), batch, json, http, otlp\n",
                 argv[0]);
         return 2;
     }
-    size_t n_attrs = set_attrs(strcmp(config, "http") == 0);
+    if (strcmp(config, "otlp") == 0) {
+        int port = 0;
+        sink_start(&port);
+        snprintf(sink_url, sizeof sink_url, "http://127.0.0.1:%d/v1/traces", port);
+    }
+    queue_size = spans + spans / 10 + 1024; /* every span of a run and of the warm-up fits */
+    size_t n_attrs = set_attrs(strcmp(config, "http") == 0 || strcmp(config, "otlp") == 0);
     g_so = OTELPROF_SPAN_START_OPTS(.kind = OTELPROF_SPAN_KIND_SERVER, .attrs = g_kv,
                                     .n_attrs = n_attrs);
     otelprof_init(NULL);
-    otelprof_tracer_provider *plain = sdk();
+    otelprof_tracer_provider *plain = sdk(0);
     static const char *const keys[] = {"http.route"};
     otelprof_wrap_opts wo =
         OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1, .take_ownership = true);
     otelprof_status err;
-    otelprof_tracer_provider *wrapped = otelprof_tracer_provider_wrap(sdk(), &wo, &err);
+    otelprof_tracer_provider *wrapped = otelprof_tracer_provider_wrap(sdk(1), &wo, &err);
     if (!wrapped) {
         fprintf(stderr, "bench_wrap: %s\n", otelprof_strerror(err));
         return 1;
     }
     otelprof_tracer *tp = otelprof_tracer_provider_get_tracer(plain, "bench", NULL, NULL);
     otelprof_tracer *tw = otelprof_tracer_provider_get_tracer(wrapped, "bench", NULL, NULL);
-    double allocs_p = 0, allocs_w = 0, best_p = 1e18, best_w = 1e18, tmp;
-    run(tp, spans / 10 + 1, &tmp); /* warm up both, and the thread's first use */
-    run(tw, spans / 10 + 1, &tmp);
+    run(tp, plain, spans / 10 + 1); /* warm up both, and the thread's first use */
+    run(tw, wrapped, spans / 10 + 1);
     if (instr) {
         /* Under valgrind --tool=callgrind --collect-atstart=no
          * --toggle-collect=bench_measured_loop --dump-after=bench_measured_loop: dump 1 is
@@ -235,19 +282,39 @@ int main(int argc, char **argv)
         bench_measured_loop(tw, spans);
     } else {
         /* Interleave the two so that machine noise hits both alike; keep the best of each. */
+        struct cost bp = {1e18, 1e18, 1e18, 0}, bw = bp;
         for (int r = 0; r < reps; r++) {
-            double p = run(tp, spans, &allocs_p), w = run(tw, spans, &allocs_w);
-            best_p = p < best_p ? p : best_p;
-            best_w = w < best_w ? w : best_w;
+            struct cost p = run(tp, plain, spans), w = run(tw, wrapped, spans);
+            bp = (struct cost){min_d(bp.wall, p.wall), min_d(bp.thread, p.thread),
+                               min_d(bp.process, p.process), p.allocs};
+            bw = (struct cost){min_d(bw.wall, w.wall), min_d(bw.thread, w.thread),
+                               min_d(bw.process, w.process), w.allocs};
+        }
+        uint64_t dropped = 0;
+        for (int i = 0; i < 2; i++) {
+            otelprof_batch_stats bs;
+            if (procs_of[i] && otelprof_batch_processor_stats(procs_of[i], &bs) == OTELPROF_OK)
+                dropped += bs.dropped_queue_full + bs.export_failures;
         }
         printf("span start+end: SDK always_on, %zu attributes, %s;\n"
-               "wrapper publishes ids + http.route (all formats), best of %d x %zu spans\n",
+               "wrapper publishes ids + http.route (all formats), best of %d x %zu spans\n"
+               "wall: the loop; thread: its CPU time; process: CPU time of all threads over the\n"
+               "loop and the flush after it (export included)\n",
                n_attrs, config_name(), reps, spans);
-        printf("%-10s %10s %14s\n", "provider", "ns/span", "allocs/span");
-        printf("%-10s %10.1f %14.2f\n", "sdk", best_p, allocs_p);
-        printf("%-10s %10.1f %14.2f\n", "wrapped", best_w, allocs_w);
-        printf("ratio wrapped/sdk: %.3f (target <= 1.10)%s\n", best_w / best_p,
+        printf("%-10s %10s %10s %10s %12s\n", "provider", "wall_ns", "thread_ns", "process_ns",
+               "allocs/span");
+        printf("%-10s %10.1f %10.1f %10.1f %12.2f\n", "sdk", bp.wall, bp.thread, bp.process,
+               bp.allocs);
+        printf("%-10s %10.1f %10.1f %10.1f %12.2f\n", "wrapped", bw.wall, bw.thread, bw.process,
+               bw.allocs);
+        printf("ratio wrapped/sdk: wall %.3f thread %.3f process %.3f (target <= 1.10)%s\n",
+               bw.wall / bp.wall, bw.thread / bp.thread, bw.process / bp.process,
                COUNT_ALLOCS ? "" : "  [allocations not counted under sanitizers]");
+        printf("dropped or failed spans: %llu\n", (unsigned long long)dropped);
+        if (dropped) {
+            fprintf(stderr, "bench_wrap: spans were dropped: the costs are not comparable\n");
+            return 1;
+        }
     }
     otelprof_tracer_provider_free(wrapped);
     otelprof_tracer_provider_free(plain);

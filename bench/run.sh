@@ -7,8 +7,10 @@
 #   ITERS=500000 REPS=3 bench/run.sh       quicker, noisier
 #   bench/run.sh wrap            the profiling wrapper instead: span start+end through a
 #                                wrapped SDK provider against the same provider unwrapped,
-#                                per processor configuration, ns (best of REPS x SPANS) and
-#                                instructions per span on the calling thread (callgrind)
+#                                per processor configuration (CONFIGS="simple batch json
+#                                http otlp"): wall, thread-CPU and process-CPU time ratios
+#                                (best of REPS x SPANS) and instructions per span on the
+#                                calling thread (callgrind)
 # Needs cmake and a C compiler; valgrind for the instruction columns (else "n/a").
 set -euo pipefail
 
@@ -38,19 +40,24 @@ command -v valgrind >/dev/null && have_vg=1
 if [ "${1:-}" = wrap ]; then
     cmake --build "$build" --target bench_wrap-static >/dev/null
     exe=$(find "$build" -type f -name bench_wrap-static -perm -u+x | head -n 1)
-    spans=${SPANS:-200000}
+    spans=${SPANS:-100000}
     instr_spans=${INSTR_SPANS:-20000}
+    configs=${CONFIGS:-simple batch json http otlp}
     echo "profiling wrapper: span start+end, wrapped SDK provider vs the same provider unwrapped"
-    echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http: 10), wrapper"
-    echo "publishing ids + http.route in every format; ns = best of $reps x $spans spans, both"
-    echo "providers interleaved; instr = instructions per span on the calling thread under"
-    echo "callgrind, $instr_spans spans, loop included; a batch worker's own work is not counted)"
+    echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http, otlp: 10);"
+    echo "the wrapper publishes ids + http.route in every format. Ratios wrapped/sdk, both"
+    echo "providers interleaved in one process, best of $reps x $spans spans: wall = the loop,"
+    echo "thread = its CPU time, process = CPU time of every thread over the loop and the flush"
+    echo "after it (a batch worker's encoding and export included); instr = instructions per"
+    echo "span on the calling thread under callgrind ($instr_spans spans, loop included)"
     echo
-    printf '%-7s %9s %9s %7s %9s %9s %7s  %s\n' config sdk_ns wrap_ns ratio sdk_ins wrap_ins i_ratio processor
-    for cfg in simple batch json http; do
+    printf '%-7s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n' config sdk_ns wall thread process \
+        sdk_ins wrap_ins instr allocs processor
+    for cfg in $configs; do
         out=$("$exe" "$spans" "$reps" "$cfg")
-        sn=$(awk '$1 == "sdk" {print $2}' <<<"$out")
-        wn=$(awk '$1 == "wrapped" {print $2}' <<<"$out")
+        sn=$(awk '$1 == "sdk" {print $3}' <<<"$out")
+        ratios=$(awk '$1 == "ratio" {print $4, $6, $8}' <<<"$out")
+        allocs=$(awk '$1 == "sdk" {s = $5} $1 == "wrapped" {w = $5} END {print s "/" w}' <<<"$out")
         si=n/a wi=n/a ir=-
         if [ "$have_vg" = 1 ]; then
             (cd "$tmp" && valgrind --tool=callgrind --collect-atstart=no \
@@ -69,10 +76,12 @@ if [ "${1:-}" = wrap ]; then
         fi
         proc=$(sed -n 's/^config //p' "$tmp/instr-$cfg.txt" 2>/dev/null || true)
         [ -n "$proc" ] || proc=$cfg
-        printf '%-7s %9s %9s %7s %9s %9s %7s  %s\n' "$cfg" "$sn" "$wn" \
-            "$(awk -v a="$wn" -v b="$sn" 'BEGIN {printf "%.3f", a / b}')" "$si" "$wi" "$ir" "$proc"
+        # shellcheck disable=SC2086
+        printf '%-7s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n' "$cfg" "$sn" $ratios "$si" "$wi" \
+            "$ir" "$allocs" "$proc"
     done
     echo
+    echo "sdk_ns: the unwrapped provider's thread CPU ns per span; allocs: per span, sdk/wrapped"
     echo "target: wrapped/sdk <= 1.10"
     exit 0
 fi
