@@ -32,10 +32,12 @@ typedef struct otelprof_wrap_opts {
      * sampled bit, so profiles can still be joined to sampled traces only). */
     bool skip_unsampled;
     /* Span attributes to publish as thread-context attributes, e.g. "http.route". The
-     * value at span start is published; a later otelprof_span_set_attributes of one of
-     * these keys republishes while the span is the thread's innermost. Strings are
+     * value at span start is published (the last one when a key is given twice); a later
+     * otelprof_span_set_attributes of one of these keys republishes, keeping the other
+     * values, while the span is the thread's innermost and its context the current one
+     * (not while code inside the span has attached a context of its own). Strings are
      * published as is; numbers and booleans as text. Values longer than 255 bytes are
-     * left out. */
+     * left out; a value that is not UTF-8 leaves the span's ids published alone. */
     const char *const *attribute_keys;
     size_t n_attribute_keys;
     /* Also publish the span name under this key (e.g. "span.name"); NULL: do not. */
