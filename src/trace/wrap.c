@@ -99,12 +99,9 @@ static atomic_uint_fast64_t thread_ids = 1;
 static pthread_key_t wt_key;
 static pthread_once_t wt_once = PTHREAD_ONCE_INIT;
 
-/* Drop n references; the last one recycles s. */
-static inline void wspan_unref_n(struct wspan *s, int n)
+/* Keep s for the thread's next span, or free it. */
+static inline void wspan_recycle(struct wthread *wt, struct wspan *s)
 {
-    if (atomic_fetch_sub_explicit(&s->refs, n, memory_order_acq_rel) != n)
-        return;
-    struct wthread *wt = tls_wt; /* the releasing thread keeps it for its next span */
     if (wt && wt->n_free < FREE_MAX) {
         s->next_free = wt->free;
         wt->free = s;
@@ -114,9 +111,11 @@ static inline void wspan_unref_n(struct wspan *s, int n)
     free(s);
 }
 
+/* Drop a reference; the last one recycles s on the releasing thread. */
 static void wspan_unref(struct wspan *s)
 {
-    wspan_unref_n(s, 1);
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        wspan_recycle(tls_wt, s);
 }
 
 static struct wspan *wspan_new(struct wthread *wt)
@@ -553,7 +552,9 @@ static void ws_end(otelprof_span *span, uint64_t end_ns)
         otelprof_span *inner = s->inner;
         s->inner = NULL;
         inner->ops->end(inner, end_ns);
-        wspan_unref_n(s, 2);
+        /* Those are the only references (no other thread can take one), so the count
+         * needs no atomic read-modify-write: s goes straight back to the free list. */
+        wspan_recycle(wt, s);
         return;
     }
     if (owner) {
