@@ -51,7 +51,10 @@ struct sdk_provider {
 struct sdk_span {
     otelprof_span base;
     otelprof_span_context ctx;
+    /* From t to attrs_inl: zeroed for each new span (span_alloc); the rest is written
+     * before it is read. */
     struct sdk_tracer *t;
+    struct sdk_span *next_free; /* in a thread's span cache */
     uint8_t parent_span_id[8];
     bool parent_is_remote;
     bool explicit_start;
@@ -71,13 +74,89 @@ struct sdk_span {
     otelprof_span_status status;
     char *status_desc;
     ots_arena arena;
+    size_t kv_inl_used;
     /* The attribute vector and the first attribute copies live in the span itself, so a
      * typical span (a few short attributes) allocates nothing for them; more spill to the
-     * heap (kv_alloc / kv_free tell the two apart by address). */
+     * heap (kv_alloc / kv_free tell the two apart by address). So does a name shorter
+     * than name_inl. */
     otelprof_kv attrs_inl[8];
-    size_t kv_inl_used;
     _Alignas(8) unsigned char kv_inl[384];
+    char name_inl[64];
 };
+
+/* ---- span memory: a few spans per thread are kept for the thread's next ones ---- */
+
+#define SPAN_CACHE_MAX 8
+
+static __thread struct sdk_span *span_cache;
+static __thread unsigned span_cache_n;
+static __thread bool span_cache_armed, span_cache_gone;
+static pthread_key_t span_cache_key;
+static pthread_once_t span_cache_once = PTHREAD_ONCE_INIT;
+static bool span_cache_key_ok;
+
+/* Thread exit: free the thread's cached spans; spans freed later in the exit go to free(). */
+static void span_cache_destroy(void *arg)
+{
+    (void)arg;
+    span_cache_gone = true;
+    while (span_cache) {
+        struct sdk_span *s = span_cache;
+        span_cache = s->next_free;
+        free(s);
+    }
+    span_cache_n = 0;
+}
+
+static void span_cache_init(void)
+{
+    span_cache_key_ok = pthread_key_create(&span_cache_key, span_cache_destroy) == 0;
+}
+
+static struct sdk_span *span_alloc(void)
+{
+    struct sdk_span *s = span_cache;
+    if (s) {
+        span_cache = s->next_free;
+        span_cache_n--;
+    } else if ((s = malloc(sizeof *s)) == NULL) {
+        return NULL;
+    }
+    memset((char *)s + offsetof(struct sdk_span, t), 0,
+           offsetof(struct sdk_span, attrs_inl) - offsetof(struct sdk_span, t));
+    return s;
+}
+
+static void span_release(struct sdk_span *s)
+{
+    if (!span_cache_armed && !span_cache_gone) {
+        /* first span freed on this thread: have its cache freed when the thread exits */
+        pthread_once(&span_cache_once, span_cache_init);
+        span_cache_armed =
+            span_cache_key_ok && pthread_setspecific(span_cache_key, &span_cache) == 0;
+    }
+    if (span_cache_armed && !span_cache_gone && span_cache_n < SPAN_CACHE_MAX) {
+        s->next_free = span_cache;
+        span_cache = s;
+        span_cache_n++;
+        return;
+    }
+    free(s);
+}
+
+/* Copy name into the span: inline when short, else on the heap. */
+static bool span_set_name(struct sdk_span *s, const char *name)
+{
+    size_t n = strlen(name);
+    char *dst = n < sizeof s->name_inl ? s->name_inl : malloc(n + 1);
+    if (!dst)
+        return false;
+    memmove(dst, name, n + 1); /* name may be the span's own */
+    if (s->name && s->name != s->name_inl && s->name != dst)
+        free(s->name);
+    s->name = dst;
+    return true;
+}
 
 /* ---- processor dispatch (user processors may have shorter tables) ---- */
 
@@ -351,11 +430,8 @@ static void sp_set_status(otelprof_span *span, otelprof_span_status code, const 
 static void sp_update_name(otelprof_span *span, const char *name)
 {
     struct sdk_span *s = (struct sdk_span *)span;
-    char *n = name ? ots_strdup(name) : NULL;
-    if (!n)
-        return;
-    free(s->name);
-    s->name = n;
+    if (name)
+        (void)span_set_name(s, name); /* on failure the old name stays */
 }
 
 static void span_free(struct sdk_span *s)
@@ -366,10 +442,11 @@ static void span_free(struct sdk_span *s)
         free(s->attrs);
     free(s->events);
     free(s->links);
-    free(s->name);
+    if (s->name != s->name_inl)
+        free(s->name);
     free(s->status_desc);
     ots_arena_free(&s->arena);
-    free(s);
+    span_release(s);
 }
 
 static void sp_end(otelprof_span *span, uint64_t end_time_ns)
@@ -520,10 +597,10 @@ static otelprof_span *tr_start_span(otelprof_tracer *tracer, const char *name,
     if (dec != OTELPROF_SAMPLING_RECORD_ONLY && dec != OTELPROF_SAMPLING_RECORD_AND_SAMPLE)
         return ots_nonrecording_span_new(&ctx);
 
-    struct sdk_span *s = calloc(1, sizeof *s);
-    char *nm = s ? ots_strdup(name) : NULL;
-    if (!nm) {
-        free(s);
+    struct sdk_span *s = span_alloc();
+    if (!s || !span_set_name(s, name)) {
+        if (s)
+            span_release(s);
         /* Cannot record: the spec forbids sampled and non-recording together. */
         ctx.trace_flags &= (uint8_t)~OTELPROF_FLAG_SAMPLED;
         return ots_nonrecording_span_new(&ctx);
@@ -531,7 +608,6 @@ static otelprof_span *tr_start_span(otelprof_tracer *tracer, const char *name,
     s->base.ops = &sdk_span_ops;
     memcpy(&s->ctx, &ctx, sizeof ctx);
     s->t = t;
-    s->name = nm;
     s->kind = kind;
     if (parent) {
         memcpy(s->parent_span_id, parent->span_id, 8);

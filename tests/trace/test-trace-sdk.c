@@ -16,6 +16,36 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Allocations counted by interposing malloc (the sanitizers interpose it themselves: there
+ * span_memory checks only that span memory is reused). */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define COUNT_ALLOCS 1
+static atomic_ulong n_alloc;
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+
+void *malloc(size_t n)
+{
+    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
+    return __libc_realloc(p, n);
+}
+#else
+#define COUNT_ALLOCS 0
+#endif
+
 /* ---- helpers ---- */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -847,6 +877,100 @@ static void status(void)
     ASSERT_EQ(exported(3)->status, OTELPROF_SPAN_STATUS_UNSET);
     ASSERT_NULL(exported(3)->status_description);
     teardown();
+}
+
+/* A span's name, short or long, through updates in both directions and to itself. */
+static void long_names(void)
+{
+    setup(NULL, NULL);
+    char long1[100], long2[200];
+    memset(long1, 'a', sizeof long1 - 1);
+    long1[sizeof long1 - 1] = 0;
+    memset(long2, 'b', sizeof long2 - 1);
+    long2[sizeof long2 - 1] = 0;
+    otelprof_span *s = start(long1, NULL);
+    otelprof_span_update_name(s, "short");
+    otelprof_span_update_name(s, long2);
+    otelprof_span_end(s, 0);
+    ASSERT_STR_EQ(exported(0)->name, long2);
+    s = start("short", NULL);
+    otelprof_span_update_name(s, long1);
+    otelprof_span_update_name(s, "x");
+    otelprof_span_end(s, 0);
+    ASSERT_STR_EQ(exported(1)->name, "x");
+    char exact[64]; /* one byte too long for the span's own space */
+    memset(exact, 'c', sizeof exact - 1);
+    exact[sizeof exact - 1] = 0;
+    otelprof_span_end(start(exact, NULL), 0);
+    ASSERT_STR_EQ(exported(2)->name, exact);
+    exact[62] = 0;
+    otelprof_span_end(start(exact, NULL), 0);
+    ASSERT_STR_EQ(exported(3)->name, exact);
+    teardown();
+}
+
+static otelprof_export_result discard_export(otelprof_span_exporter *e,
+                                             const otelprof_span_data *const *spans, size_t n)
+{
+    (void)e, (void)spans, (void)n;
+    return OTELPROF_EXPORT_SUCCESS;
+}
+
+static otelprof_status discard_flush(otelprof_span_exporter *e, uint32_t t)
+{
+    (void)e, (void)t;
+    return OTELPROF_OK;
+}
+
+static void discard_free(otelprof_span_exporter *e)
+{
+    (void)e;
+}
+
+/* Span memory is reused from one span to the next on a thread, and a span with a short
+ * name and a few attributes allocates nothing through a simple processor; a long name
+ * costs one allocation (so the count is really counting). */
+static void span_memory(void)
+{
+    static const otelprof_span_exporter_ops ops = {.sz = sizeof ops,
+                                                   .export_spans = discard_export,
+                                                   .force_flush = discard_flush,
+                                                   .shutdown = discard_flush,
+                                                   .free = discard_free};
+    static otelprof_span_exporter ex = {&ops};
+    otelprof_span_processor *procs[] = {otelprof_simple_processor_new(&ex)};
+    otelprof_sdk_opts o = OTELPROF_SDK_OPTS(.sampler = otelprof_sampler_always_on(),
+                                            .processors = procs, .n_processors = 1);
+    otelprof_status err;
+    otelprof_tracer_provider *p = otelprof_sdk_provider_new(&o, &err);
+    ASSERT_OK(err);
+    otelprof_tracer *t = otelprof_tracer_provider_get_tracer(p, "test", NULL, NULL);
+    otelprof_kv kv[] = {OTELPROF_KV_STR("http.route", "/users/{id}"), OTELPROF_KV_INT("n", 7)};
+    otelprof_span_start_opts so = OTELPROF_SPAN_START_OPTS(.attrs = kv, .n_attrs = 2);
+    otelprof_span_end(otelprof_tracer_start_span(t, "warm up", &so), 0);
+    otelprof_span *s = otelprof_tracer_start_span(t, "GET /users/{id}", &so);
+    const void *where = otelprof_span_get_context(s); /* inside the span */
+    otelprof_span_end(s, 0);
+    s = otelprof_tracer_start_span(t, "GET /users/{id}", &so);
+    ASSERT_TRUE(otelprof_span_get_context(s) == where);
+    otelprof_span_end(s, 0);
+#if COUNT_ALLOCS
+    unsigned long a0 = atomic_load(&n_alloc);
+    for (int i = 0; i < 1000; i++) {
+        otelprof_span *sp = otelprof_tracer_start_span(t, "GET /users/{id}", &so);
+        otelprof_span_set_attributes(sp, kv, 1);
+        otelprof_span_end(sp, 0);
+    }
+    ASSERT_EQ(atomic_load(&n_alloc) - a0, 0);
+    char name[80];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    a0 = atomic_load(&n_alloc);
+    for (int i = 0; i < 10; i++)
+        otelprof_span_end(otelprof_tracer_start_span(t, name, &so), 0);
+    ASSERT_EQ(atomic_load(&n_alloc) - a0, 10);
+#endif
+    otelprof_tracer_provider_free(p);
 }
 
 static void update_name(void)
@@ -1986,6 +2110,8 @@ int main(int argc, char **argv)
         {"events_links", events_links},
         {"status", status},
         {"update_name", update_name},
+        {"long_names", long_names},
+        {"span_memory", span_memory},
         {"record_only_and_drop", record_only_and_drop},
         {"provider_tracers", provider_tracers},
         {"provider_shutdown", provider_shutdown},
