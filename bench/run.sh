@@ -45,18 +45,22 @@ if [ "${1:-}" = wrap ]; then
     configs=${CONFIGS:-simple batch json http otlp}
     echo "profiling wrapper: span start+end, wrapped SDK provider vs the same provider unwrapped"
     echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http, otlp: 10);"
-    echo "the wrapper publishes ids + http.route in every format. Ratios wrapped/sdk, both"
-    echo "providers interleaved in one process, best of $reps x $spans spans: wall = the loop,"
-    echo "thread = its CPU time, process = CPU time of every thread over the loop and the flush"
-    echo "after it (a batch worker's encoding and export included); instr = instructions per"
-    echo "span on the calling thread under callgrind ($instr_spans spans, loop included)"
+    echo "the wrapper publishes ids + http.route in every format. Ratios wrapped/sdk in one"
+    echo "process: wall = the loop and process = CPU time of every thread over the loop and the"
+    echo "flush after it (a batch worker's encoding and export included), best of $reps x $spans"
+    echo "spans each; thread = the calling thread's CPU time with the providers alternating"
+    echo "every 500 spans, median of $reps runs; instr = instructions per span on the calling"
+    echo "thread under callgrind ($instr_spans spans, loop included)"
     echo
     printf '%-7s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n' config sdk_ns wall thread process \
         sdk_ins wrap_ins instr allocs processor
     for cfg in $configs; do
         out=$("$exe" "$spans" "$reps" "$cfg")
         sn=$(awk '$1 == "sdk" {print $3}' <<<"$out")
-        ratios=$(awk '$1 == "ratio" {print $4, $6, $8}' <<<"$out")
+        # wall and process: best of REPS runs each; thread: the median of REPS runs that
+        # alternate the two providers every 500 spans (steadier with a batch worker)
+        ratios=$(awk '$1 == "ratio" {w = $4; p = $8} $1 == "interleaved" {t = $6}
+            END {print w, t, p}' <<<"$out")
         allocs=$(awk '$1 == "sdk" {s = $5} $1 == "wrapped" {w = $5} END {print s "/" w}' <<<"$out")
         si=n/a wi=n/a ir=-
         if [ "$have_vg" = 1 ]; then
