@@ -53,7 +53,9 @@ typedef struct otelprof_wrap_opts {
 
 /* Wrap `inner` (not owned unless opts->take_ownership). opts may be NULL. Registers the
  * attribute keys with otelprof_key_register (initialising otelprof if needed). NULL on
- * error, with *err (when non-NULL) set. Thread-safe; not async-signal-safe. Since 0.1. */
+ * error, with *err (when non-NULL) set: OTELPROF_E_INVAL also for a key given twice, or a
+ * span_name_key that is one of the attribute keys (since 0.2; before, such a provider
+ * published the ids alone). Thread-safe; not async-signal-safe. Since 0.1. */
 OTELPROF_API otelprof_tracer_provider *
 otelprof_tracer_provider_wrap(otelprof_tracer_provider *inner, const otelprof_wrap_opts *opts,
                               otelprof_status *err);

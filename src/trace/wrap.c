@@ -783,6 +783,9 @@ otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider
             ((wk->name = strdup(o.attribute_keys[k])) == NULL || guard_init(&wk->guard, max) != 0))
             rc = OTELPROF_E_NOMEM;
         p->n_keys = k + 1;
+        for (size_t j = 0; j < k && rc == OTELPROF_OK; j++)
+            if (p->keys[j].index == wk->index)
+                rc = OTELPROF_E_INVAL; /* a key twice would publish it twice: refused */
         if (rc == OTELPROF_OK) {
             /* the name and its NUL as two words, and which bytes of them count */
             unsigned char bytes[16] = {0}, mask[16] = {0};
@@ -797,6 +800,9 @@ otelprof_tracer_provider *otelprof_tracer_provider_wrap(otelprof_tracer_provider
     }
     if (rc == OTELPROF_OK && o.span_name_key) {
         rc = otelprof_key_register(o.span_name_key, &p->name_key_index);
+        for (size_t j = 0; j < p->n_keys && rc == OTELPROF_OK; j++)
+            if (p->keys[j].index == p->name_key_index)
+                rc = OTELPROF_E_INVAL; /* the name under an attribute's key */
         if (rc == OTELPROF_OK && guard_init(&p->name_guard, max) != 0)
             rc = OTELPROF_E_NOMEM;
         p->have_name_key = rc == OTELPROF_OK;

@@ -516,6 +516,15 @@ static void test_bad_args(void)
     ASSERT_STATUS(err, OTELPROF_E_OPTS);
     otelprof_wrap_stats st;
     ASSERT_STATUS(otelprof_wrap_get_stats(inner, &st), OTELPROF_E_INVAL);
+    /* a key twice, or the span name under an attribute's key: refused */
+    static const char *const twice[] = {"http.route", "tenant.id", "http.route"};
+    otelprof_wrap_opts dup = OTELPROF_WRAP_OPTS(.attribute_keys = twice, .n_attribute_keys = 3);
+    ASSERT_NULL(otelprof_tracer_provider_wrap(inner, &dup, &err));
+    ASSERT_STATUS(err, OTELPROF_E_INVAL);
+    otelprof_wrap_opts clash = OTELPROF_WRAP_OPTS(.attribute_keys = twice, .n_attribute_keys = 2,
+                                                  .span_name_key = "tenant.id");
+    ASSERT_NULL(otelprof_tracer_provider_wrap(inner, &clash, &err));
+    ASSERT_STATUS(err, OTELPROF_E_INVAL);
     otelprof_tracer_provider_free(inner);
 }
 
