@@ -20,9 +20,12 @@
  *     async-API tag handling, work handed to other threads.
  *   ClientInterceptorFactory: at PRE_SEND_INITIAL_METADATA, injects the calling thread's
  *     current span context (otelprof_current_span_context, else the published thread
- *     context of otelprof_current) as traceparent/tracestate; with ClientOptions::tracer,
+ *     context of otelprof_current) as traceparent/tracestate, and the thread's baggage (see
+ *     BaggageScope) when the propagators include baggage; with ClientOptions::tracer,
  *     starts a CLIENT span child of it, injects the CLIENT span's context instead, and ends
  *     it at POST_RECV_STATUS.
+ *   BaggageScope: the baggage that client calls started on the calling thread send, for a
+ *     C++ scope (e.g. a handler relaying what CallBaggage gave it to its own calls).
  */
 #ifndef OTELPROF_GRPC_H
 #define OTELPROF_GRPC_H
@@ -596,6 +599,13 @@ struct ClientConfig {
     int server_port = -1;
 };
 
+/* The calling thread's outgoing baggage (BaggageScope); nullptr: none. */
+inline const otelprof_baggage *&tls_baggage()
+{
+    static thread_local const otelprof_baggage *b = nullptr;
+    return b;
+}
+
 class ClientInterceptor final : public grpc::experimental::Interceptor
 {
   public:
@@ -655,12 +665,14 @@ class ClientInterceptor final : public grpc::experimental::Interceptor
                 cur = otelprof_span_get_context(sp);
             span_.store(sp, std::memory_order_release);
         }
-        if (md && cur && otelprof_span_context_is_valid(cur)) {
+        const otelprof_baggage *bag = tls_baggage();
+        bool has_bag = bag && otelprof_baggage_count(bag) != 0;
+        if (md && ((cur && otelprof_span_context_is_valid(cur)) || has_bag)) {
             otelprof_carrier c = {};
             c.sz = sizeof c;
             c.user = md;
             c.set = send_set;
-            (void)otelprof_propagation_inject(&cfg_->props, cur, nullptr, &c);
+            (void)otelprof_propagation_inject(&cfg_->props, cur, has_bag ? bag : nullptr, &c);
         }
     }
 
@@ -723,6 +735,35 @@ inline bool CallBaggage(const grpc::ServerContextBase *ctx, otelprof_baggage *ou
     }
     return found;
 }
+
+/* Sets the baggage that client calls started on the calling thread send (through
+ * ClientInterceptorFactory, when its propagators include baggage: OTEL_PROPAGATORS'
+ * default "tracecontext,baggage" does) while it lives (RAII; create and destroy it on the
+ * same thread, innermost first; the innermost wins). bag is not copied: it must outlive
+ * the scope. Calls whose PRE_SEND_INITIAL_METADATA runs on another thread (some async and
+ * callback client paths) do not see it. E.g. a handler relaying its client's baggage:
+ *   otelprof_baggage bag;
+ *   otelprof_grpc::CallBaggage(ctx, &bag);
+ *   otelprof_grpc::BaggageScope relay(bag);
+ *   stub->Call(...);                                      // sends the same baggage
+ * Thread-safe (acts on the calling thread only). Since 0.2. */
+class BaggageScope
+{
+  public:
+    explicit BaggageScope(const otelprof_baggage &bag) : prev_(detail::tls_baggage())
+    {
+        detail::tls_baggage() = &bag;
+    }
+    ~BaggageScope()
+    {
+        detail::tls_baggage() = prev_;
+    }
+    BaggageScope(const BaggageScope &) = delete;
+    BaggageScope &operator=(const BaggageScope &) = delete;
+
+  private:
+    const otelprof_baggage *prev_;
+};
 
 /* Publishes a server call's context on the calling thread while it lives (RAII; create
  * and destroy it on the same thread, innermost first): otelprof_attach (what profilers

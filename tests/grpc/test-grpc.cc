@@ -1304,6 +1304,42 @@ void case_baggage()
         // Outside a call: unknown.
         grpc::ServerContext other;
         STR_EQ(baggage_of(&other), "(unknown call)");
+
+        // The client interceptor sends the thread's BaggageScope (default propagators:
+        // tracecontext,baggage), the innermost scope winning; none once the scopes end.
+        auto injecting = env.stub(true);
+        auto call = [&]() {
+            grpc::ClientContext ctx;
+            EchoRequest req;
+            req.set_message("baggage");
+            EchoResponse resp;
+            ASSERT_TRUE(injecting->UnaryEcho(&ctx, req, &resp).ok());
+            return resp.message();
+        };
+        otelprof_baggage outer, inner;
+        otelprof_baggage_clear(&outer);
+        otelprof_baggage_clear(&inner);
+        ASSERT_OK(otelprof_baggage_parse(&outer, "user=dave,tier=gold", OTELPROF_NUL_TERMINATED));
+        ASSERT_OK(otelprof_baggage_parse(&inner, "user=erin", OTELPROF_NUL_TERMINATED));
+        {
+            ClientSpan cs(env.tracer);
+            otelprof_grpc::BaggageScope a(outer);
+            STR_EQ(call(), "user=dave,tier=gold");
+            {
+                otelprof_grpc::BaggageScope b(inner);
+                STR_EQ(call(), "user=erin");
+            }
+            STR_EQ(call(), "user=dave,tier=gold");
+        }
+        {
+            // no span context: the baggage alone is sent, and the call is registered for it
+            otelprof_grpc::BaggageScope a(inner);
+            STR_EQ(call(), "user=erin");
+        }
+        {
+            ClientSpan cs(env.tracer);
+            STR_EQ(call(), reg ? "(empty)" : "(unknown call)"); // scopes gone: nothing sent
+        }
     }
 }
 
