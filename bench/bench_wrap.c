@@ -21,6 +21,7 @@
 #include <otelprof/sdk.h>
 #include <otelprof/wrap.h>
 
+#include "sdk_support.h"
 #include "sink.h"
 
 #include <stdatomic.h>
@@ -29,64 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define COUNT_ALLOCS 0
-#else
-#define COUNT_ALLOCS 1
-#endif
-
-static atomic_ulong n_alloc;
-
-#if COUNT_ALLOCS
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-
-void *malloc(size_t n)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_realloc(p, n);
-}
-#endif
-
-static otelprof_export_result discard(otelprof_span_exporter *e,
-                                      const otelprof_span_data *const *spans, size_t n)
-{
-    (void)e, (void)spans, (void)n;
-    return OTELPROF_EXPORT_SUCCESS;
-}
-
-static otelprof_status nop_flush(otelprof_span_exporter *e, uint32_t t)
-{
-    (void)e, (void)t;
-    return OTELPROF_OK;
-}
-
-static void nop_free(otelprof_span_exporter *e)
-{
-    (void)e;
-}
-
-static const otelprof_span_exporter_ops discard_ops = {
-    .sz = sizeof(otelprof_span_exporter_ops),
-    .export_spans = discard,
-    .force_flush = nop_flush,
-    .shutdown = nop_flush,
-    .free = nop_free,
-};
 
 /* simple: simple processor + discarding exporter (the SDK at its cheapest); batch: batch
  * processor + discarding exporter; json: batch processor + the console exporter writing
@@ -104,9 +47,8 @@ static size_t queue_size = 65536;
 
 static otelprof_tracer_provider *sdk(int which)
 {
-    static otelprof_span_exporter ex = {&discard_ops};
     bool simple = strcmp(config, "simple") == 0;
-    otelprof_span_exporter *e = &ex;
+    otelprof_span_exporter *e = discard_exporter();
     if (strcmp(config, "json") == 0 || strcmp(config, "http") == 0) {
         FILE *null = fopen("/dev/null", "w");
         e = null ? otelprof_console_exporter_new(null) : NULL;

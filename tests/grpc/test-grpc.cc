@@ -440,6 +440,22 @@ void async_loop(grpc::ServerCompletionQueue *cq)
 
 enum class Api { Sync, Callback, Async };
 
+// An SDK provider (always_on, simple processor) whose spans go to *mem, a memory exporter.
+otelprof_tracer_provider *memory_provider(otelprof_span_exporter **mem)
+{
+    *mem = otelprof_memory_exporter_new(0);
+    otelprof_span_processor *p = otelprof_simple_processor_new(*mem);
+    otelprof_sdk_opts o = {};
+    o.sz = sizeof o;
+    o.sampler = otelprof_sampler_always_on();
+    o.processors = &p;
+    o.n_processors = 1;
+    otelprof_status err = OTELPROF_OK;
+    otelprof_tracer_provider *provider = otelprof_sdk_provider_new(&o, &err);
+    ASSERT_OK(err);
+    return provider;
+}
+
 struct Env {
     otelprof_span_exporter *mem = nullptr;
     otelprof_tracer_provider *provider = nullptr;
@@ -455,16 +471,7 @@ struct Env {
     {
         if (callback)
             api = Api::Callback;
-        mem = otelprof_memory_exporter_new(0);
-        otelprof_span_processor *p = otelprof_simple_processor_new(mem);
-        otelprof_sdk_opts o = {};
-        o.sz = sizeof o;
-        o.sampler = otelprof_sampler_always_on();
-        o.processors = &p;
-        o.n_processors = 1;
-        otelprof_status err = OTELPROF_OK;
-        provider = otelprof_sdk_provider_new(&o, &err);
-        ASSERT_OK(err);
+        provider = memory_provider(&mem);
         tracer = otelprof_tracer_provider_get_tracer(provider, "test-grpc", nullptr, nullptr);
         if (with_tracer)
             so.tracer = tracer;
@@ -1425,16 +1432,8 @@ struct GenericCall {
 // completion-queue loop.
 void case_generic()
 {
-    otelprof_span_exporter *mem = otelprof_memory_exporter_new(0);
-    otelprof_span_processor *proc = otelprof_simple_processor_new(mem);
-    otelprof_sdk_opts o = {};
-    o.sz = sizeof o;
-    o.sampler = otelprof_sampler_always_on();
-    o.processors = &proc;
-    o.n_processors = 1;
-    otelprof_status err = OTELPROF_OK;
-    otelprof_tracer_provider *provider = otelprof_sdk_provider_new(&o, &err);
-    ASSERT_OK(err);
+    otelprof_span_exporter *mem = nullptr;
+    otelprof_tracer_provider *provider = memory_provider(&mem);
     otelprof_tracer *tracer =
         otelprof_tracer_provider_get_tracer(provider, "test-grpc", nullptr, nullptr);
 

@@ -18,33 +18,7 @@
 
 /* Allocations counted by interposing malloc (the sanitizers interpose it themselves: there
  * span_memory checks only that span memory is reused). */
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#define COUNT_ALLOCS 1
-static atomic_ulong n_alloc;
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t n);
-
-void *malloc(size_t n)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t n)
-{
-    atomic_fetch_add_explicit(&n_alloc, 1, memory_order_relaxed);
-    return __libc_realloc(p, n);
-}
-#else
-#define COUNT_ALLOCS 0
-#endif
+#include "sdk_support.h"
 
 /* ---- helpers ---- */
 
@@ -909,36 +883,12 @@ static void long_names(void)
     teardown();
 }
 
-static otelprof_export_result discard_export(otelprof_span_exporter *e,
-                                             const otelprof_span_data *const *spans, size_t n)
-{
-    (void)e, (void)spans, (void)n;
-    return OTELPROF_EXPORT_SUCCESS;
-}
-
-static otelprof_status discard_flush(otelprof_span_exporter *e, uint32_t t)
-{
-    (void)e, (void)t;
-    return OTELPROF_OK;
-}
-
-static void discard_free(otelprof_span_exporter *e)
-{
-    (void)e;
-}
-
 /* Span memory is reused from one span to the next on a thread, and a span with a short
  * name and a few attributes allocates nothing through a simple processor; a long name
  * costs one allocation (so the count is really counting). */
 static void span_memory(void)
 {
-    static const otelprof_span_exporter_ops ops = {.sz = sizeof ops,
-                                                   .export_spans = discard_export,
-                                                   .force_flush = discard_flush,
-                                                   .shutdown = discard_flush,
-                                                   .free = discard_free};
-    static otelprof_span_exporter ex = {&ops};
-    otelprof_span_processor *procs[] = {otelprof_simple_processor_new(&ex)};
+    otelprof_span_processor *procs[] = {otelprof_simple_processor_new(discard_exporter())};
     otelprof_sdk_opts o = OTELPROF_SDK_OPTS(.sampler = otelprof_sampler_always_on(),
                                             .processors = procs, .n_processors = 1);
     otelprof_status err;
