@@ -21,7 +21,7 @@
 #define MAX_KEYS       16
 #define STACK_MAX      OTELPROF_MAX_DEPTH
 #define DEFAULT_GUARD  1024u
-#define COUNTER_SHARDS 16
+#define COUNTER_SHARDS 64 /* one per live thread that starts spans, then shared */
 
 /* Bounded set of value hashes per key: lock-free inserts, so the span path never locks. */
 struct guard {
@@ -56,12 +56,14 @@ struct wprovider {
     pthread_mutex_t lock;
     struct wtracer *tracers;
     atomic_uint_fast64_t attach_failed, values_dropped, other_thread;
-    /* Counted on every span: spread over cache-line-sized shards picked by thread, so that
-     * threads starting spans at once do not all increment one shared line. */
+    /* Counted on every span. Shard i belongs to the one live thread that claimed index i
+     * (thread_shards), which increments it without a locked instruction: a locked add is
+     * a full barrier, measured at ~4% of the cheapest wrapped span. Threads beyond
+     * COUNTER_SHARDS share the last, locked, line. */
     struct {
         atomic_uint_fast64_t published, not_published;
         char pad[64 - 2 * sizeof(atomic_uint_fast64_t)];
-    } shard[COUNTER_SHARDS];
+    } shard[COUNTER_SHARDS + 1];
 };
 
 struct wtracer {
@@ -88,6 +90,7 @@ struct wspan {
 
 struct wthread {
     uint64_t id;
+    int shard; /* claimed counter shard, or COUNTER_SHARDS (shared) */
     unsigned depth;
     struct wspan *stack[STACK_MAX];
     struct wspan *free;
@@ -96,6 +99,28 @@ struct wthread {
 
 static __thread struct wthread *tls_wt;
 static atomic_uint_fast64_t thread_ids = 1;
+static _Atomic uint64_t thread_shards; /* bit i: counter shard i is claimed by a live thread */
+_Static_assert(COUNTER_SHARDS == 64, "thread_shards is one 64-bit mask");
+
+/* A counter shard of its own for the calling thread, or the shared one. */
+static int shard_claim(void)
+{
+    uint64_t m = atomic_load_explicit(&thread_shards, memory_order_relaxed);
+    while (m != UINT64_MAX) {
+        int i = __builtin_ctzll(~m);
+        /* acquire: the previous owner's increments come before ours */
+        if (atomic_compare_exchange_weak_explicit(&thread_shards, &m, m | (UINT64_C(1) << i),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return i;
+    }
+    return COUNTER_SHARDS;
+}
+
+static void shard_release(int i)
+{
+    if (i < COUNTER_SHARDS) /* release: our increments come before the next owner's */
+        atomic_fetch_and_explicit(&thread_shards, ~(UINT64_C(1) << i), memory_order_release);
+}
 static pthread_key_t wt_key;
 static pthread_once_t wt_once = PTHREAD_ONCE_INIT;
 
@@ -146,6 +171,7 @@ static void wt_destroy(void *arg)
         wt->free = s->next_free;
         free(s);
     }
+    shard_release(wt->shard);
     free(wt);
 }
 
@@ -161,7 +187,9 @@ static __attribute__((noinline)) struct wthread *wt_create(void)
     if (!wt)
         return NULL;
     wt->id = atomic_fetch_add(&thread_ids, 1);
+    wt->shard = shard_claim();
     if (pthread_setspecific(wt_key, wt) != 0) {
+        shard_release(wt->shard);
         free(wt);
         return NULL;
     }
@@ -606,9 +634,13 @@ static bool is_local_root(const otelprof_span_start_opts *o)
 
 static inline void count(struct wprovider *p, const struct wthread *wt, bool published)
 {
-    unsigned i = wt ? (unsigned)(wt->id % COUNTER_SHARDS) : 0;
-    atomic_fetch_add_explicit(published ? &p->shard[i].published : &p->shard[i].not_published, 1,
+    int i = wt ? wt->shard : COUNTER_SHARDS;
+    atomic_uint_fast64_t *c = published ? &p->shard[i].published : &p->shard[i].not_published;
+    if (i < COUNTER_SHARDS) /* this thread's own: no other writer */
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
 /* otelprof_span_context_is_valid without the call: non-zero trace and span ids. */
@@ -823,7 +855,7 @@ otelprof_status otelprof_wrap_get_stats(otelprof_tracer_provider *wrapped, otelp
         return OTELPROF_E_INVAL;
     struct wprovider *p = (struct wprovider *)wrapped;
     out->published = out->not_published = 0;
-    for (size_t i = 0; i < COUNTER_SHARDS; i++) {
+    for (size_t i = 0; i <= COUNTER_SHARDS; i++) {
         out->published += atomic_load(&p->shard[i].published);
         out->not_published += atomic_load(&p->shard[i].not_published);
     }

@@ -501,6 +501,41 @@ static void test_cross_thread_end_then_start(void)
     otelprof_tracer_provider_free(p);
 }
 
+/* Counters stay exact with more threads than counter shards (64 of their own, then a
+ * shared one), and with shards passed on from exited threads to new ones. */
+static otelprof_tracer *stats_tracer;
+static pthread_barrier_t stats_barrier;
+
+static void *stats_worker(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&stats_barrier); /* all alive at once: some share the last shard */
+    for (int i = 0; i < 200; i++)
+        otelprof_span_end(otelprof_tracer_start_span(stats_tracer, "op", NULL), 0);
+    return NULL;
+}
+
+static void test_stats_threads(void)
+{
+    otelprof_tracer_provider *p = wrapped(NULL, NULL);
+    stats_tracer = otelprof_tracer_provider_get_tracer(p, "test", NULL, NULL);
+    enum { N = 70 };
+    for (int round = 0; round < 2; round++) {
+        pthread_t th[N];
+        ASSERT_EQ(pthread_barrier_init(&stats_barrier, NULL, N), 0);
+        for (int i = 0; i < N; i++)
+            ASSERT_EQ(pthread_create(&th[i], NULL, stats_worker, NULL), 0);
+        for (int i = 0; i < N; i++)
+            ASSERT_EQ(pthread_join(th[i], NULL), 0);
+        pthread_barrier_destroy(&stats_barrier);
+    }
+    otelprof_wrap_stats st;
+    ASSERT_OK(otelprof_wrap_get_stats(p, &st));
+    ASSERT_EQ(st.published, 2 * N * 200);
+    ASSERT_EQ(st.not_published, 0);
+    otelprof_tracer_provider_free(p);
+}
+
 static void test_bad_args(void)
 {
     otelprof_status err = OTELPROF_OK;
@@ -542,6 +577,7 @@ int main(int argc, char **argv)
         {"cardinality_guard", test_cardinality_guard},
         {"cross_thread_end", test_cross_thread_end},
         {"cross_thread_end_then_start", test_cross_thread_end_then_start},
+        {"stats_threads", test_stats_threads},
         {"bad_args", test_bad_args},
         {NULL, NULL},
     };
