@@ -35,8 +35,10 @@ if(OTELPROF_WITH_TRACE)
     set_target_properties(otelprof_trace_shared PROPERTIES OUTPUT_NAME otelprof-trace EXPORT_NAME trace
       VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR} INSTALL_RPATH "$ORIGIN")
     target_link_libraries(otelprof_trace_shared PUBLIC otelprof_shared PRIVATE Threads::Threads)
+    # nodelete, as libotelprof: per-thread destructors (the wrapper's state, scope stacks,
+    # the SDK's span cache) point into the library; dlclose must not unmap it.
     target_link_options(otelprof_trace_shared PRIVATE
-      -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/core/otelprof.map)
+      -Wl,--version-script=${CMAKE_CURRENT_SOURCE_DIR}/core/otelprof.map -Wl,-z,nodelete)
     otelprof_target_sanitize(otelprof_trace_shared)
     if(OTELPROF_WITH_OTLP)
       target_link_libraries(otelprof_trace_static PUBLIC CURL::libcurl ZLIB::ZLIB)
