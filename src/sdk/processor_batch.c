@@ -201,7 +201,11 @@ static void drain(struct batch *b, bool all)
                 ots_log(OTELPROF_LOG_WARN, "batch span processor: export of %zu spans failed", k);
             for (size_t i = 0; i < k; i++)
                 free(b->scratch[i]);
-            if (k == b->o.max_export_batch_size)
+            /* Another batch only if a full one is waiting (or everything goes): spans that
+             * arrived during the export wait for a full batch or the delay, as specified. */
+            if (k == b->o.max_export_batch_size &&
+                (all || atomic_load_explicit(&b->count, memory_order_acquire) >=
+                            b->o.max_export_batch_size))
                 continue;
         }
         /* Empty, or the next cell is still being published by a preempted producer. */
