@@ -525,10 +525,10 @@ attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr
         atomic_load_explicit(&op_g_formats, memory_order_relaxed) & OTELPROF_FORMAT_CUSTOM_LABELS;
     size_t rec_bytes = align8(OTELPROF_RECORD_HEADER + attrs_size);
     size_t need = rec_bytes + (want_cl ? cl_size(n_attrs) : 0);
-    uint64_t seq0 = st->seq;
-    barrier(); /* seq0 is read before what it vouches for */
+    uint64_t seq0 = st->seq, clobber0 = st->clobber;
+    barrier(); /* read before what they vouch for */
     const struct frame *old = st->depth < OTELPROF_MAX_DEPTH ? FRAME(st, st->depth) : NULL;
-    bool reuse = old && old->stamp == st->clobber && old->top_before == st->top && old->gen == gen;
+    bool reuse = old && old->stamp == clobber0 && old->top_before == st->top && old->gen == gen;
     const void *old_rec = reuse ? old->rec : NULL, *old_cl = reuse ? old->cl : NULL;
     unsigned char *mem;
     struct frame *f = reserve(st, need, &mem, true);
@@ -538,9 +538,11 @@ attach_build(struct tstate *st, const otelprof_context *ctx, const otelprof_attr
     }
     struct tc_record *rec = (struct tc_record *)mem;
     unsigned char *cl_mem = want_cl ? mem + rec_bytes : NULL;
-    reuse = reuse && f->seq == seq0 + 1 && old_rec == (const void *)mem &&
-            old_cl == (const void *)cl_mem && rec->attrs_size == attrs_size &&
-            same_entries(rec->attrs, attrs, lens, n_attrs);
+    /* Our reservation is the only one since the checks above: seq and clobber moved by
+     * exactly ours (a handler that ran inside our increment of one shows in the other). */
+    reuse = reuse && f->seq == seq0 + 1 && st->clobber == clobber0 + 1 &&
+            old_rec == (const void *)mem && old_cl == (const void *)cl_mem &&
+            rec->attrs_size == attrs_size && same_entries(rec->attrs, attrs, lens, n_attrs);
     bool same_trace = reuse && load64(rec->trace_id) == load64(ctx->trace_id) &&
                       load64(rec->trace_id + 8) == load64(ctx->trace_id + 8);
     write_header(rec, ctx, attrs_size);
