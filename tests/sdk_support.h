@@ -66,7 +66,7 @@ static void discard_free(otelprof_span_exporter *e)
 }
 
 /* A static exporter: freeing it does nothing. */
-static otelprof_span_exporter *discard_exporter(void)
+static __attribute__((unused)) otelprof_span_exporter *discard_exporter(void)
 {
     static const otelprof_span_exporter_ops ops = {.sz = sizeof ops,
                                                    .export_spans = discard_export,

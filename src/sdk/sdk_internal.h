@@ -39,6 +39,15 @@ bool ots_kv_valid(const otelprof_kv *kv);
 size_t ots_kv_copy_size(const otelprof_kv *src, uint32_t max_len);
 /* Writes the copy into mem (ots_kv_copy_size bytes, 8-aligned) and fills *dst. */
 void ots_kv_copy_into(void *mem, const otelprof_kv *src, uint32_t max_len, otelprof_kv *dst);
+/* The same in two steps that measure the key and a string value once: ots_kv_measure
+ * returns the copy's size and fills *l, which ots_kv_write then uses. */
+typedef struct ots_kv_lens {
+    size_t key; /* strlen(key) */
+    size_t str; /* a string value's bytes to copy (after the length limit) */
+} ots_kv_lens;
+size_t ots_kv_measure(const otelprof_kv *src, uint32_t max_len, ots_kv_lens *l);
+void ots_kv_write(void *mem, const otelprof_kv *src, uint32_t max_len, const ots_kv_lens *l,
+                  otelprof_kv *dst);
 /* malloc'd copy; false on allocation failure. Free with free((void *)dst->key). */
 bool ots_kv_copy(const otelprof_kv *src, uint32_t max_len, otelprof_kv *dst);
 
@@ -63,6 +72,9 @@ void ots_arena_free(ots_arena *a);
 /* Deep copy of finished span data in one malloc block (free() it). The resource is
  * referenced, not copied: it lives as long as the provider. NULL on allocation failure. */
 otelprof_span_data *ots_span_data_clone(const otelprof_span_data *src);
+/* The same into caller memory: ots_span_data_clone_size(src) bytes, 8-aligned. */
+size_t ots_span_data_clone_size(const otelprof_span_data *src);
+otelprof_span_data *ots_span_data_clone_into(const otelprof_span_data *src, void *mem);
 
 /* ---- ids.c ---- */
 void ots_new_trace_id(uint8_t out[16]);

@@ -141,16 +141,17 @@ static size_t cut_len(const char *s, size_t len, uint32_t max_len)
     return max_len == UINT32_MAX ? len : ots_utf8_cut(s, len, max_len);
 }
 
-size_t ots_kv_copy_size(const otelprof_kv *src, uint32_t max_len)
+size_t ots_kv_measure(const otelprof_kv *src, uint32_t max_len, ots_kv_lens *l)
 {
-    size_t n = ALIGN8(strlen(src->key) + 1);
+    l->key = strlen(src->key);
+    l->str = 0;
+    size_t n = ALIGN8(l->key + 1);
     const otelprof_value *v = &src->value;
     switch (v->type) {
-    case OTELPROF_VALUE_STRING: {
-        size_t len = ots_value_str_len(v);
-        n += cut_len(v->u.str.ptr, len, max_len) + 1;
+    case OTELPROF_VALUE_STRING:
+        l->str = cut_len(v->u.str.ptr, ots_value_str_len(v), max_len);
+        n += l->str + 1;
         break;
-    }
     case OTELPROF_VALUE_STRING_ARRAY: {
         const char *const *items = v->u.array.items;
         n += v->u.array.n * sizeof(char *);
@@ -175,19 +176,24 @@ size_t ots_kv_copy_size(const otelprof_kv *src, uint32_t max_len)
     return ALIGN8(n);
 }
 
-void ots_kv_copy_into(void *mem, const otelprof_kv *src, uint32_t max_len, otelprof_kv *dst)
+size_t ots_kv_copy_size(const otelprof_kv *src, uint32_t max_len)
+{
+    ots_kv_lens l;
+    return ots_kv_measure(src, max_len, &l);
+}
+
+void ots_kv_write(void *mem, const otelprof_kv *src, uint32_t max_len, const ots_kv_lens *l,
+                  otelprof_kv *dst)
 {
     char *p = mem;
-    size_t klen = strlen(src->key) + 1;
-    memcpy(p, src->key, klen);
+    memcpy(p, src->key, l->key + 1);
     dst->key = p;
-    p += ALIGN8(klen);
+    p += ALIGN8(l->key + 1);
     const otelprof_value *v = &src->value;
     dst->value = *v;
     switch (v->type) {
     case OTELPROF_VALUE_STRING: {
-        size_t len = ots_value_str_len(v);
-        len = cut_len(v->u.str.ptr, len, max_len);
+        size_t len = l->str;
         if (len)
             memcpy(p, v->u.str.ptr, len);
         p[len] = '\0';
@@ -226,12 +232,20 @@ void ots_kv_copy_into(void *mem, const otelprof_kv *src, uint32_t max_len, otelp
     }
 }
 
+void ots_kv_copy_into(void *mem, const otelprof_kv *src, uint32_t max_len, otelprof_kv *dst)
+{
+    ots_kv_lens l;
+    (void)ots_kv_measure(src, max_len, &l);
+    ots_kv_write(mem, src, max_len, &l, dst);
+}
+
 bool ots_kv_copy(const otelprof_kv *src, uint32_t max_len, otelprof_kv *dst)
 {
-    void *mem = malloc(ots_kv_copy_size(src, max_len));
+    ots_kv_lens l;
+    void *mem = malloc(ots_kv_measure(src, max_len, &l));
     if (!mem)
         return false;
-    ots_kv_copy_into(mem, src, max_len, dst);
+    ots_kv_write(mem, src, max_len, &l, dst);
     return true;
 }
 
@@ -382,9 +396,10 @@ static const otelprof_kv *put_kvs(struct cursor *c, const otelprof_kv *kvs, size
         return NULL;
     otelprof_kv *out = take(c, n * sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        void *mem = take(c, ots_kv_copy_size(&kvs[i], UINT32_MAX));
+        ots_kv_lens l;
+        void *mem = take(c, ots_kv_measure(&kvs[i], UINT32_MAX, &l));
         if (mem)
-            ots_kv_copy_into(mem, &kvs[i], UINT32_MAX, &out[i]);
+            ots_kv_write(mem, &kvs[i], UINT32_MAX, &l, &out[i]);
     }
     return out;
 }
@@ -435,17 +450,24 @@ static void clone_pass(struct cursor *c, const otelprof_span_data *src, otelprof
     }
 }
 
-otelprof_span_data *ots_span_data_clone(const otelprof_span_data *src)
+size_t ots_span_data_clone_size(const otelprof_span_data *src)
 {
     struct cursor c = {NULL, 0};
     take(&c, sizeof(otelprof_span_data));
     clone_pass(&c, src, NULL);
-    char *mem = malloc(c.off);
-    if (!mem)
-        return NULL;
-    c.base = mem;
-    c.off = 0;
+    return c.off;
+}
+
+otelprof_span_data *ots_span_data_clone_into(const otelprof_span_data *src, void *mem)
+{
+    struct cursor c = {mem, 0};
     otelprof_span_data *d = take(&c, sizeof *d);
     clone_pass(&c, src, d);
     return d;
+}
+
+otelprof_span_data *ots_span_data_clone(const otelprof_span_data *src)
+{
+    void *mem = malloc(ots_span_data_clone_size(src));
+    return mem ? ots_span_data_clone_into(src, mem) : NULL;
 }

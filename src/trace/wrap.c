@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <otelprof/wrap.h>
 
+#include "util/hash.h"
 #include "util/opts.h"
 
 #include <pthread.h>
@@ -256,37 +257,6 @@ static int guard_init(struct guard *g, uint32_t max)
     return g->slots ? 0 : -1;
 }
 
-static inline uint64_t mix(uint64_t x)
-{
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    return x ^ (x >> 32);
-}
-
-/* Value hash for the guard: whole words (the last one overlapping) rather than a byte
- * loop, the length folded in. Equal hashes count as the same value, as before. */
-static inline uint64_t hash(const char *s, size_t n)
-{
-    uint64_t h = UINT64_C(0x9e3779b97f4a7c15) * (n + 1), w;
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 <= n; i += 8) {
-            memcpy(&w, s + i, 8);
-            h = mix(h ^ w);
-        }
-        memcpy(&w, s + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        w = a | (uint64_t)b << 32;
-    } else {
-        w = 0;
-        for (size_t i = 0; i < n; i++)
-            w = w << 8 | (unsigned char)s[i];
-    }
-    h = mix(h ^ w);
-    return h ? h : 1;
-}
-
 /* guard_admit's insertion path: the value h was not in its home slot. */
 static __attribute__((noinline)) bool guard_insert(struct guard *g, uint64_t h)
 {
@@ -315,7 +285,7 @@ static __attribute__((noinline)) bool guard_insert(struct guard *g, uint64_t h)
  * usually in its home slot: one load. */
 static inline bool guard_admit(struct guard *g, const char *v, size_t n)
 {
-    uint64_t h = hash(v, n);
+    uint64_t h = op_hash_bytes(v, n);
     if (atomic_load_explicit(&g->slots[(uint32_t)h & g->mask], memory_order_acquire) == h)
         return true;
     return guard_insert(g, h);

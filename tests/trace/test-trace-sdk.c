@@ -884,8 +884,8 @@ static void long_names(void)
 }
 
 /* Span memory is reused from one span to the next on a thread, and a span with a short
- * name and a few attributes allocates nothing through a simple processor; a long name
- * costs one allocation (so the count is really counting). */
+ * name and the attributes of an HTTP server span allocates nothing through a simple
+ * processor; a long name costs one allocation (so the count is really counting). */
 static void span_memory(void)
 {
     otelprof_span_processor *procs[] = {otelprof_simple_processor_new(discard_exporter())};
@@ -909,6 +909,33 @@ static void span_memory(void)
     for (int i = 0; i < 1000; i++) {
         otelprof_span *sp = otelprof_tracer_start_span(t, "GET /users/{id}", &so);
         otelprof_span_set_attributes(sp, kv, 1);
+        otelprof_span_end(sp, 0);
+    }
+    ASSERT_EQ(atomic_load(&n_alloc) - a0, 0);
+    /* An HTTP server span's attributes (semantic conventions), set at start and later,
+     * one of them twice: still nothing. */
+    otelprof_kv http[] = {
+        OTELPROF_KV_STR("http.request.method", "GET"),
+        OTELPROF_KV_STR("http.route", "/users/{id}"),
+        OTELPROF_KV_STR("url.path", "/users/12345"),
+        OTELPROF_KV_STR("url.scheme", "http"),
+        OTELPROF_KV_STR("url.query", "page=2&sort=name"),
+        OTELPROF_KV_STR("server.address", "api.example.com"),
+        OTELPROF_KV_INT("server.port", 8080),
+        OTELPROF_KV_STR("client.address", "192.0.2.17"),
+        OTELPROF_KV_INT("client.port", 51234),
+        OTELPROF_KV_STR("network.protocol.version", "1.1"),
+        OTELPROF_KV_STR("user_agent.original", "curl/7.88.1"),
+        OTELPROF_KV_STR("network.peer.address", "192.0.2.17"),
+    };
+    otelprof_kv after[] = {OTELPROF_KV_INT("http.response.status_code", 200),
+                           OTELPROF_KV_STR("http.route", "/users/{id}/")};
+    so = OTELPROF_SPAN_START_OPTS(.attrs = http, .n_attrs = 12, .kind = OTELPROF_SPAN_KIND_SERVER);
+    otelprof_span_end(otelprof_tracer_start_span(t, "GET /users/{id}", &so), 0);
+    a0 = atomic_load(&n_alloc);
+    for (int i = 0; i < 1000; i++) {
+        otelprof_span *sp = otelprof_tracer_start_span(t, "GET /users/{id}", &so);
+        otelprof_span_set_attributes(sp, after, 2);
         otelprof_span_end(sp, 0);
     }
     ASSERT_EQ(atomic_load(&n_alloc) - a0, 0);
