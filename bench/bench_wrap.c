@@ -9,7 +9,7 @@
  * The inner provider is the SDK with always_on sampling and two attributes per span (ten for
  * the http and otlp configurations); the processor/exporter configurations are described at sdk().
  * The wrapper publishes the ids and http.route in every format (OTEP 4947 record and custom
- * labels).
+ * labels); WRAP_KEYS sets other keys, or none ("-": the ids alone, the default options).
  *
  * Time (wall, the calling thread's CPU, the whole process's CPU including the export) and
  * instructions on the calling thread (callgrind, bench/run.sh wrap): see docs/tracing.md
@@ -41,6 +41,7 @@
  * batch queues hold every span of a run, so that none is dropped (a dropped span would be
  * cheaper); main() checks that. */
 static const char *config;
+static const char *published; /* what the wrapper publishes besides the ids */
 static char sink_url[64];
 static otelprof_span_processor *procs_of[2]; /* 0: plain, 1: wrapped */
 static size_t queue_size = 65536;
@@ -234,9 +235,22 @@ int main(int argc, char **argv)
                                     .n_attrs = n_attrs);
     otelprof_init(NULL);
     otelprof_tracer_provider *plain = sdk(0);
-    static const char *const keys[] = {"http.route"};
-    otelprof_wrap_opts wo =
-        OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = 1, .take_ownership = true);
+    /* WRAP_KEYS: the attribute keys the wrapper publishes, comma-separated; default
+     * http.route; "" (or "-"): none, the ids alone (the wrapper's default options). */
+    static char keys_buf[256];
+    static const char *keys[8];
+    size_t n_keys = 0;
+    const char *wk = getenv("WRAP_KEYS");
+    snprintf(keys_buf, sizeof keys_buf, "%s", wk ? wk : "http.route");
+    for (char *save = NULL, *k = strtok_r(keys_buf, ",", &save); k && n_keys < 8;
+         k = strtok_r(NULL, ",", &save))
+        if (strcmp(k, "-") != 0)
+            keys[n_keys++] = k;
+    static char what[300];
+    snprintf(what, sizeof what, n_keys ? "the ids + %s" : "the ids alone", wk ? wk : "http.route");
+    published = what;
+    otelprof_wrap_opts wo = OTELPROF_WRAP_OPTS(.attribute_keys = keys, .n_attribute_keys = n_keys,
+                                               .take_ownership = true);
     otelprof_status err;
     otelprof_tracer_provider *wrapped = otelprof_tracer_provider_wrap(sdk(1), &wo, &err);
     if (!wrapped) {
@@ -276,10 +290,10 @@ int main(int argc, char **argv)
                 dropped += bs.dropped_queue_full + bs.export_failures;
         }
         printf("span start+end: SDK always_on, %zu attributes, %s;\n"
-               "wrapper publishes ids + http.route (all formats), best of %d x %zu spans\n"
+               "wrapper publishes %s (all formats), best of %d x %zu spans\n"
                "wall: the loop; thread: its CPU time; process: CPU time of all threads over the\n"
                "loop and the flush after it (export included)\n",
-               n_attrs, config_name(), reps, spans);
+               n_attrs, config_name(), published, reps, spans);
         printf("%-10s %10s %10s %10s %12s\n", "provider", "wall_ns", "thread_ns", "process_ns",
                "allocs/span");
         printf("%-10s %10.1f %10.1f %10.1f %12.2f\n", "sdk", bp.wall, bp.thread, bp.process,

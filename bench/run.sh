@@ -10,7 +10,9 @@
 #                                per processor configuration (CONFIGS="simple batch json
 #                                http otlp"): wall, thread-CPU and process-CPU time ratios
 #                                (best of REPS x SPANS) and instructions per span on the
-#                                calling thread (callgrind)
+#                                calling thread (callgrind); each configuration with the
+#                                wrapper publishing the ids alone (its default options) and
+#                                the ids + http.route (KEYSETS="- http.route")
 # Needs cmake and a C compiler; valgrind for the instruction columns (else "n/a").
 set -euo pipefail
 
@@ -43,18 +45,24 @@ if [ "${1:-}" = wrap ]; then
     spans=${SPANS:-100000}
     instr_spans=${INSTR_SPANS:-20000}
     configs=${CONFIGS:-simple batch json http otlp}
+    # what the wrapper publishes besides the ids (bench_wrap's WRAP_KEYS): "-" is nothing,
+    # the wrapper's default options
+    keysets=${KEYSETS:-- http.route}
     echo "profiling wrapper: span start+end, wrapped SDK provider vs the same provider unwrapped"
     echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http, otlp: 10);"
-    echo "the wrapper publishes ids + http.route in every format. Ratios wrapped/sdk in one"
+    echo "the wrapper publishes the ids, and the attributes in column 'keys', in every format"
+    echo "('-': none, the default options). Ratios wrapped/sdk in one"
     echo "process: wall = the loop and process = CPU time of every thread over the loop and the"
     echo "flush after it (a batch worker's encoding and export included), best of $reps x $spans"
     echo "spans each; thread = the calling thread's CPU time with the providers alternating"
     echo "every 500 spans, median of $reps runs; instr = instructions per span on the calling"
     echo "thread under callgrind ($instr_spans spans, loop included)"
     echo
-    printf '%-7s %8s %8s %8s %8s %8s %8s %8s %9s %-9s  %s\n' config sdk_ns wall thread process \
-        sdk_ins wrap_ins instr allocs "<= 1.10" processor
+    printf '%-7s %-10s %8s %8s %8s %8s %8s %8s %8s %9s %-9s  %s\n' config keys sdk_ns wall \
+        thread process sdk_ins wrap_ins instr allocs "<= 1.10" processor
     for cfg in $configs; do
+    for keys in $keysets; do
+        export WRAP_KEYS=$keys
         out=$("$exe" "$spans" "$reps" "$cfg")
         sn=$(awk '$1 == "sdk" {print $3}' <<<"$out")
         # wall and process: best of REPS runs each; thread: the median of REPS runs that
@@ -85,9 +93,11 @@ if [ "${1:-}" = wrap ]; then
             ti = t + 0 <= 1.10; ii = (i != "-" && i + 0 <= 1.10)
             print ti && ii ? "met" : ti ? "time only" : ii ? "instr only" : "MISSED" }')
         # shellcheck disable=SC2086
-        printf '%-7s %8s %8s %8s %8s %8s %8s %8s %9s %-10s %s\n' "$cfg" "$sn" $ratios "$si" "$wi" \
-            "$ir" "$allocs" "$verdict" "$proc"
+        printf '%-7s %-10s %8s %8s %8s %8s %8s %8s %8s %9s %-10s %s\n' "$cfg" "$keys" "$sn" \
+            $ratios "$si" "$wi" "$ir" "$allocs" "$verdict" "$proc"
     done
+    done
+    unset WRAP_KEYS
     echo
     echo "sdk_ns: the unwrapped provider's thread CPU ns per span; allocs: per span, sdk/wrapped"
     echo "target: wrapped/sdk <= 1.10"

@@ -12,7 +12,7 @@ command -v valgrind >/dev/null || { echo "SKIPPED: valgrind not installed"; exit
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 spans=5000
-(cd "$tmp" && valgrind --tool=callgrind --collect-atstart=no \
+(cd "$tmp" && WRAP_KEYS=http.route valgrind --tool=callgrind --collect-atstart=no \
     --toggle-collect=bench_measured_loop --dump-after=bench_measured_loop \
     --callgrind-out-file="$tmp/cg.out" "$exe" instr "$spans" simple >"$tmp/out.txt" 2>"$tmp/vg.log") ||
     { cat "$tmp/vg.log" >&2; exit 1; }

@@ -390,18 +390,39 @@ static inline void pick(struct picks *pk, size_t k, uint32_t index, const char *
     pk->present |= bit;
 }
 
-/* Value a of configured key k, through the cardinality guard. Out of line: the scan below
- * stays small for the many attributes that are not published. */
-static __attribute__((noinline)) void take_value(struct wprovider *p, struct picks *pk, size_t k,
-                                                 const otelprof_value *value)
+/* Text v[0..len) (NULL: none) of configured key k, through the cardinality guard. */
+static inline void take_text(struct wprovider *p, struct picks *pk, size_t k, const char *v,
+                             size_t len)
 {
-    size_t len = 0;
-    const char *v = value_text(value, pk->text[k], &len);
     if (v && len <= OTELPROF_VALUE_MAX && !guard_admit(&p->keys[k].guard, v, len)) {
         atomic_fetch_add(&p->values_dropped, 1);
         v = NULL;
     }
     pick(pk, k, p->keys[k].index, v, len);
+}
+
+/* A number, boolean or array value of configured key k: rendered as text, out of line. */
+static __attribute__((noinline)) void take_other(struct wprovider *p, struct picks *pk, size_t k,
+                                                 const otelprof_value *value)
+{
+    size_t len = 0;
+    const char *v = value_text(value, pk->text[k], &len);
+    take_text(p, pk, k, v, len);
+}
+
+/* Value a of configured key k: strings, the usual kind, inline. */
+static inline void take_value(struct wprovider *p, struct picks *pk, size_t k,
+                              const otelprof_value *value)
+{
+    if (value->type != OTELPROF_VALUE_STRING) {
+        take_other(p, pk, k, value);
+        return;
+    }
+    const char *v = value->u.str.ptr;
+    size_t len = value->u.str.len;
+    if (v && len == OTELPROF_NUL_TERMINATED)
+        len = strlen(v);
+    take_text(p, pk, k, v, len);
 }
 
 /* Gather the configured keys' values from attrs into pk (later ones win). true if attrs
