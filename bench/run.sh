@@ -12,7 +12,8 @@
 #                                (best of REPS x SPANS) and instructions per span on the
 #                                calling thread (callgrind); each configuration with the
 #                                wrapper publishing the ids alone (its default options) and
-#                                the ids + http.route (KEYSETS="- http.route")
+#                                the ids + http.route (KEYSETS="- http.route"); time ratios
+#                                are medians over PROCS (5) processes
 # Needs cmake and a C compiler; valgrind for the instruction columns (else "n/a").
 set -euo pipefail
 
@@ -48,28 +49,43 @@ if [ "${1:-}" = wrap ]; then
     # what the wrapper publishes besides the ids (bench_wrap's WRAP_KEYS): "-" is nothing,
     # the wrapper's default options
     keysets=${KEYSETS:-- http.route}
+    procs=${PROCS:-5}
     echo "profiling wrapper: span start+end, wrapped SDK provider vs the same provider unwrapped"
     echo "(static build, build type $bt; always_on sampler, 2 attributes per span (http, otlp: 10);"
     echo "the wrapper publishes the ids, and the attributes in column 'keys', in every format"
-    echo "('-': none, the default options). Ratios wrapped/sdk in one"
-    echo "process: wall = the loop and process = CPU time of every thread over the loop and the"
-    echo "flush after it (a batch worker's encoding and export included), best of $reps x $spans"
-    echo "spans each; thread = the calling thread's CPU time with the providers alternating"
-    echo "every 500 spans, median of $reps runs; instr = instructions per span on the calling"
-    echo "thread under callgrind ($instr_spans spans, loop included)"
+    echo "('-': none, the default options). Ratios wrapped/sdk within each of $procs processes,"
+    echo "the median over them (thread_span: the lowest and highest process): wall = the loop and"
+    echo "process = CPU time of every thread over the loop and the flush after it (a batch"
+    echo "worker's encoding and export included), best of $reps x $spans spans each; thread = the"
+    echo "calling thread's CPU time with the providers alternating every 500 spans, median of"
+    echo "$reps runs; instr = instructions per span on the calling thread under callgrind"
+    echo "($instr_spans spans, loop included)"
     echo
-    printf '%-7s %-10s %8s %8s %8s %8s %8s %8s %8s %9s %-9s  %s\n' config keys sdk_ns wall \
-        thread process sdk_ins wrap_ins instr allocs "<= 1.10" processor
+    printf '%-7s %-10s %8s %8s %8s %8s %11s %8s %8s %8s %9s %-9s  %s\n' config keys sdk_ns wall \
+        thread process thread_span sdk_ins wrap_ins instr allocs "<= 1.10" processor
     for cfg in $configs; do
     for keys in $keysets; do
         export WRAP_KEYS=$keys
-        out=$("$exe" "$spans" "$reps" "$cfg")
-        sn=$(awk '$1 == "sdk" {print $3}' <<<"$out")
-        # wall and process: best of REPS runs each; thread: the median of REPS runs that
-        # alternate the two providers every 500 spans (steadier with a batch worker)
-        ratios=$(awk '$1 == "ratio" {w = $4; p = $8} $1 == "interleaved" {t = $6}
-            END {print w, t, p}' <<<"$out")
-        allocs=$(awk '$1 == "sdk" {s = $5} $1 == "wrapped" {w = $5} END {print s "/" w}' <<<"$out")
+        # PROCS processes: the ratio moves by up to +-0.04 from one process to the next
+        # (addresses differ with each run, and with them which loads and stores alias),
+        # far more than within one; each column is the median over the processes.
+        : >"$tmp/runs.txt"
+        for _ in $(seq "$procs"); do
+            out=$("$exe" "$spans" "$reps" "$cfg")
+            # wall and process: best of REPS runs each; thread: the median of REPS runs
+            # that alternate the two providers every 500 spans (steadier with a batch
+            # worker)
+            awk '$1 == "sdk" {sn = $3; sa = $5} $1 == "wrapped" {wa = $5}
+                $1 == "ratio" {w = $4; p = $8} $1 == "interleaved" {t = $6}
+                END {print sn, w, t, p, sa "/" wa}' <<<"$out" >>"$tmp/runs.txt"
+        done
+        med() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+        sn=$(cut -d' ' -f1 "$tmp/runs.txt" | med)
+        ratios="$(cut -d' ' -f2 "$tmp/runs.txt" | med) $(cut -d' ' -f3 "$tmp/runs.txt" | med)"
+        ratios="$ratios $(cut -d' ' -f4 "$tmp/runs.txt" | med)"
+        spread=$(cut -d' ' -f3 "$tmp/runs.txt" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1}
+            END {printf "%.3f-%.3f", lo, hi}')
+        allocs=$(head -n 1 "$tmp/runs.txt" | cut -d' ' -f5)
         si=n/a wi=n/a ir=-
         if [ "$have_vg" = 1 ]; then
             (cd "$tmp" && valgrind --tool=callgrind --collect-atstart=no \
@@ -93,8 +109,8 @@ if [ "${1:-}" = wrap ]; then
             ti = t + 0 <= 1.10; ii = (i != "-" && i + 0 <= 1.10)
             print ti && ii ? "met" : ti ? "time only" : ii ? "instr only" : "MISSED" }')
         # shellcheck disable=SC2086
-        printf '%-7s %-10s %8s %8s %8s %8s %8s %8s %8s %9s %-10s %s\n' "$cfg" "$keys" "$sn" \
-            $ratios "$si" "$wi" "$ir" "$allocs" "$verdict" "$proc"
+        printf '%-7s %-10s %8s %8s %8s %11s %8s %8s %8s %8s %9s %-10s %s\n' "$cfg" "$keys" "$sn" \
+            $ratios "$spread" "$si" "$wi" "$ir" "$allocs" "$verdict" "$proc"
     done
     done
     unset WRAP_KEYS

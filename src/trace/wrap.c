@@ -675,7 +675,7 @@ static otelprof_span *wt_start_span(otelprof_tracer *tracer, const char *name,
     struct picks pk; /* only n and present need a start */
     pk.n = 0;
     pk.present = 0;
-    if (opts && opts->sz >= offsetof(otelprof_span_start_opts, links) && opts->n_attrs)
+    if (p->n_keys && opts && opts->sz >= offsetof(otelprof_span_start_opts, links) && opts->n_attrs)
         take_attrs(p, &pk, opts->attrs, opts->n_attrs);
     if (p->have_name_key && name) {
         size_t n = strlen(name);
