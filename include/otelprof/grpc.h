@@ -5,7 +5,7 @@
  *   ServerInterceptorFactory: per call, at POST_RECV_INITIAL_METADATA, extracts
  *     traceparent/tracestate (and baggage) from the client metadata (every value: two
  *     traceparent entries make the parent invalid), starts a SERVER span through the
- *     configured tracer (rpc.system=grpc, rpc.service, rpc.method; at the end
+ *     configured tracer (rpc.system=grpc, rpc.service, rpc.method, network.peer.*; at the end
  *     rpc.grpc.status_code and ERROR status on a non-OK code, CANCELLED or
  *     DEADLINE_EXCEEDED when the client gave up), registers the call's span context under
  *     its grpc::ServerContextBase (see CallScope), and publishes it (otelprof_attach +
@@ -226,6 +226,44 @@ struct MethodName {
         return n;
     }
 };
+
+/* A peer as gRPC gives it ("ipv4:1.2.3.4:p", "ipv6:[::1]:p") into host (NUL-terminated,
+ * cap bytes) and port (-1: none), without allocating: it runs on every traced call. false
+ * for a unix socket, an empty host or one longer than cap - 1. */
+inline bool peer_host_port(const char *s, char *host, size_t cap, int *port)
+{
+    *port = -1;
+    if (std::strncmp(s, "ipv4:", 5) == 0 || std::strncmp(s, "ipv6:", 5) == 0)
+        s += 5;
+    else if (std::strncmp(s, "unix:", 5) == 0 || std::strncmp(s, "unix-abstract:", 14) == 0)
+        return false;
+    const char *h = s, *he, *p = nullptr;
+    if (*s == '[') {
+        h = s + 1;
+        he = std::strchr(h, ']');
+        if (!he)
+            return false;
+        if (he[1] == ':')
+            p = he + 2;
+    } else {
+        const char *colon = std::strrchr(s, ':');
+        bool one = colon && std::strchr(s, ':') == colon; /* else a bare IPv6 address */
+        he = one ? colon : s + std::strlen(s);
+        p = one ? colon + 1 : nullptr;
+    }
+    size_t n = static_cast<size_t>(he - h);
+    if (n == 0 || n >= cap)
+        return false;
+    std::memcpy(host, h, n);
+    host[n] = '\0';
+    long v = 0;
+    const char *d = p;
+    for (; d && *d >= '0' && *d <= '9' && v < 65536; d++)
+        v = v * 10 + (*d - '0');
+    if (d && d != p && *d == '\0' && v > 0 && v < 65536)
+        *port = static_cast<int>(v);
+    return true;
+}
 
 /* "host:port" out of a gRPC target or peer string ("dns:///h:p", "ipv4:1.2.3.4:p",
  * "ipv6:[::1]:p", "[::1]:p", "h:p", "h"). port -1: none. false for unix sockets and
@@ -488,8 +526,18 @@ class ServerInterceptor final : public grpc::experimental::Interceptor
         const otelprof_span_context *pub = nullptr;
         if (cfg_->o.tracer) {
             MethodName mn(method_); /* only spans need the parts */
-            otelprof_kv attrs[3];
+            otelprof_kv attrs[5];
             size_t n = mn.rpc_attrs(attrs);
+            /* The client's address, as gRPC saw it ("ipv4:127.0.0.1:54321"); nothing for a
+             * unix socket. */
+            std::string peer = ctx_ ? ctx_->peer() : std::string();
+            char peer_host[64];
+            int peer_port = -1;
+            if (peer_host_port(peer.c_str(), peer_host, sizeof peer_host, &peer_port)) {
+                attrs[n++] = kv_str("network.peer.address", peer_host);
+                if (peer_port > 0)
+                    attrs[n++] = kv_int("network.peer.port", peer_port);
+            }
             otelprof_span_start_opts so = {};
             so.sz = sizeof so;
             so.kind = OTELPROF_SPAN_KIND_SERVER;
@@ -687,12 +735,12 @@ class ClientInterceptor final : public grpc::experimental::Interceptor
             size_t n = 0;
             kv[n++] = kv_int("rpc.grpc.status_code", static_cast<int>(st->error_code()));
             /* the peer the call went to, once known ("ipv4:127.0.0.1:50051") */
-            std::string host;
+            char host[64];
             int port = -1;
             std::string peer =
                 info_ && info_->client_context() ? info_->client_context()->peer() : std::string();
-            if (!peer.empty() && split_host_port(peer, &host, &port)) {
-                kv[n++] = kv_str("network.peer.address", host.c_str());
+            if (peer_host_port(peer.c_str(), host, sizeof host, &port)) {
+                kv[n++] = kv_str("network.peer.address", host);
                 if (port > 0)
                     kv[n++] = kv_int("network.peer.port", port);
             }

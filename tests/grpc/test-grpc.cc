@@ -663,6 +663,10 @@ void case_sync_unary()
     STR_EQ(attr_str(d, "rpc.method").c_str(), "UnaryEcho");
     ASSERT_EQ(attr_int(d, "rpc.grpc.status_code"), 0);
     ASSERT_EQ(d->status, OTELPROF_SPAN_STATUS_UNSET);
+    /* the client's side of the connection */
+    STR_EQ(attr_str(d, "network.peer.address").c_str(), "127.0.0.1");
+    ASSERT_TRUE(attr_int(d, "network.peer.port") > 0 && attr_int(d, "network.peer.port") < 65536);
+    ASSERT_TRUE(attr_int(d, "network.peer.port") != env.port);
 }
 
 void case_sync_error()
@@ -1272,6 +1276,39 @@ void case_client_span()
             ASSERT_EQ(port, t.port);
         }
     }
+
+    // Peer forms gRPC gives (ServerContext::peer, ClientContext::peer), parsed in place.
+    T peers[] = {
+        {"ipv4:127.0.0.1:54321", "127.0.0.1", 54321, true},
+        {"ipv6:[::1]:50051", "::1", 50051, true},
+        {"ipv6:[fe80::1%25eth0]:7", "fe80::1%25eth0", 7, true},
+        {"[2001:db8::1]", "2001:db8::1", -1, true},
+        {"ipv4:10.0.0.1", "10.0.0.1", -1, true},
+        {"ipv4:10.0.0.1:0", "10.0.0.1", -1, true},
+        {"ipv4:10.0.0.1:65536", "10.0.0.1", -1, true},
+        {"ipv4:10.0.0.1:80x", "10.0.0.1", -1, true},
+        {"2001:db8::2", "2001:db8::2", -1, true},
+        {"unix:/tmp/s.sock", "", -1, false},
+        {"unix-abstract:name", "", -1, false},
+        {"ipv6:[::1", "", -1, false},
+        {"ipv4::80", "", -1, false},
+        {"", "", -1, false},
+    };
+    for (const T &t : peers) {
+        char host[64] = "x";
+        int port = 0;
+        bool ok = otelprof_grpc::detail::peer_host_port(t.target, host, sizeof host, &port);
+        ASSERT_EQ(ok, t.ok);
+        if (ok) {
+            STR_EQ(host, t.host);
+            ASSERT_EQ(port, t.port);
+        }
+    }
+    // a host that does not fit is refused, not cut
+    std::string longp = "ipv4:" + std::string(64, 'a') + ":1";
+    char small[64];
+    int port = 0;
+    ASSERT_TRUE(!otelprof_grpc::detail::peer_host_port(longp.c_str(), small, sizeof small, &port));
 }
 
 // Baggage sent by the client is extracted by the server interceptor (baggage propagator,
