@@ -227,9 +227,9 @@ struct MethodName {
     }
 };
 
-/* A peer as gRPC gives it ("ipv4:1.2.3.4:p", "ipv6:[::1]:p") into host (NUL-terminated,
- * cap bytes) and port (-1: none), without allocating: it runs on every traced call. false
- * for a unix socket, an empty host or one longer than cap - 1. */
+/* A peer as gRPC gives it ("ipv4:1.2.3.4:p", "ipv6:[::1]:p"; also "[::1]:p", "h:p", "h")
+ * into host (NUL-terminated, cap bytes) and port (-1: none), without allocating: it runs on
+ * every traced call. false for a unix socket, an empty host or one longer than cap - 1. */
 inline bool peer_host_port(const char *s, char *host, size_t cap, int *port)
 {
     *port = -1;
@@ -265,47 +265,24 @@ inline bool peer_host_port(const char *s, char *host, size_t cap, int *port)
     return true;
 }
 
-/* "host:port" out of a gRPC target or peer string ("dns:///h:p", "ipv4:1.2.3.4:p",
- * "ipv6:[::1]:p", "[::1]:p", "h:p", "h"). port -1: none. false for unix sockets and
- * anything without a host. */
-inline bool split_host_port(std::string s, std::string *host, int *port)
+/* "host:port" out of a gRPC target ("dns:///h:p", "dns://authority/h:p", and the peer
+ * forms above). port -1: none. false for unix sockets and anything without a host. Runs
+ * once per client, so it may allocate. */
+inline bool split_host_port(const std::string &target, std::string *host, int *port)
 {
-    *port = -1;
-    for (const char *scheme : {"dns:", "ipv4:", "ipv6:"})
-        if (s.compare(0, std::strlen(scheme), scheme) == 0) {
-            s = s.substr(std::strlen(scheme));
-            break;
+    const char *s = target.c_str();
+    if (std::strncmp(s, "dns:", 4) == 0) {
+        s += 4;
+        if (std::strncmp(s, "//", 2) == 0) { /* dns://authority/host:port */
+            const char *slash = std::strchr(s + 2, '/');
+            s = slash ? slash + 1 : "";
         }
-    if (s.compare(0, 5, "unix:") == 0 || s.compare(0, 14, "unix-abstract:") == 0)
+    }
+    std::vector<char> buf(std::strlen(s) + 1);
+    if (!peer_host_port(s, buf.data(), buf.size(), port))
         return false;
-    if (s.compare(0, 2, "//") == 0) { /* dns://authority/host:port */
-        size_t slash = s.find('/', 2);
-        s = slash == std::string::npos ? std::string() : s.substr(slash + 1);
-    }
-    std::string p;
-    if (!s.empty() && s[0] == '[') {
-        size_t close = s.find(']');
-        if (close == std::string::npos)
-            return false;
-        *host = s.substr(1, close - 1);
-        if (close + 1 < s.size() && s[close + 1] == ':')
-            p = s.substr(close + 2);
-    } else {
-        size_t colon = s.rfind(':');
-        if (colon != std::string::npos && s.find(':') == colon) {
-            *host = s.substr(0, colon);
-            p = s.substr(colon + 1);
-        } else {
-            *host = s; /* no port, or a bare IPv6 address */
-        }
-    }
-    if (!p.empty()) {
-        char *end = nullptr;
-        long v = std::strtol(p.c_str(), &end, 10);
-        if (end && *end == '\0' && v > 0 && v < 65536)
-            *port = static_cast<int>(v);
-    }
-    return !host->empty();
+    *host = buf.data();
+    return true;
 }
 
 struct ServerConfig {
