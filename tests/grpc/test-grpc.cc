@@ -1324,13 +1324,22 @@ void case_baggage()
         auto stub = env.stub(false);
         struct C {
             std::vector<std::string> fields;
-            const char *want;
-        } cases[] = {
+            std::string want;
+        };
+        std::vector<C> cases = {
             {{"user=alice,tier=gold"}, "user=alice,tier=gold"},
             {{"user=bob", "tier=silver;prop"}, "user=bob,tier=silver"}, // two fields combine
             {{}, reg ? "(empty)" : "(unknown call)"},
             {{"%%%bad,user=carol"}, "user=carol"}, // a malformed member is dropped
         };
+        // eleven fields: the first and the last count (baggage_of reports user and tier)
+        C many;
+        many.fields.push_back("tier=bronze");
+        for (int i = 1; i < 10; i++)
+            many.fields.push_back("k" + std::to_string(i) + "=v" + std::to_string(i));
+        many.fields.push_back("user=dave");
+        many.want = "user=dave,tier=bronze";
+        cases.push_back(many);
         for (const C &c : cases) {
             grpc::ClientContext ctx;
             ctx.AddMetadata("traceparent",
