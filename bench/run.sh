@@ -63,6 +63,7 @@ if [ "${1:-}" = wrap ]; then
     echo
     printf '%-7s %-10s %8s %8s %8s %8s %11s %8s %8s %8s %9s %-9s  %s\n' config keys sdk_ns wall \
         thread process thread_span sdk_ins wrap_ins instr allocs "<= 1.10" processor
+    med() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
     for cfg in $configs; do
     for keys in $keysets; do
         export WRAP_KEYS=$keys
@@ -79,7 +80,6 @@ if [ "${1:-}" = wrap ]; then
                 $1 == "ratio" {w = $4; p = $8} $1 == "interleaved" {t = $6}
                 END {print sn, w, t, p, sa "/" wa}' <<<"$out" >>"$tmp/runs.txt"
         done
-        med() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
         sn=$(cut -d' ' -f1 "$tmp/runs.txt" | med)
         ratios="$(cut -d' ' -f2 "$tmp/runs.txt" | med) $(cut -d' ' -f3 "$tmp/runs.txt" | med)"
         ratios="$ratios $(cut -d' ' -f4 "$tmp/runs.txt" | med)"
